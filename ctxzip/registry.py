@@ -1,0 +1,56 @@
+"""Compressors by name. Entries point at "module:Class" so that listing methods imports nothing heavy.
+
+A new method is a new file in `ctxzip/compressors/` plus one line here (or a `register` call).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from ctxzip.errors import UnknownMethodError
+
+_METHODS: dict[str, str | type] = {
+    "truncate": "ctxzip.compressors.truncate:TruncateCompressor",
+    "random": "ctxzip.compressors.random_select:RandomCompressor",
+    "extractive": "ctxzip.compressors.extractive:ExtractiveCompressor",
+    "token": "ctxzip.compressors.token_classifier:TokenClassifierCompressor",
+    "perplexity": "ctxzip.compressors.perplexity:PerplexityCompressor",
+    "code": "ctxzip.compressors.code:CodeCompressor",
+    "cascade": "ctxzip.compressors.pipeline:CascadeCompressor",
+}
+
+
+def register(name: str, target: str | type) -> None:
+    """Register a compressor class (or a "module:Class" path) under `name`."""
+    _METHODS[name] = target
+
+
+def _module_exists(target: str | type) -> bool:
+    if not isinstance(target, str):
+        return True
+    try:
+        return importlib.util.find_spec(target.split(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def available_methods() -> list[str]:
+    """Names of the methods whose implementation is installed."""
+    return sorted(name for name, target in _METHODS.items() if _module_exists(target))
+
+
+def get_compressor_class(name: str) -> type:
+    target = _METHODS.get(name)
+    if target is None or not _module_exists(target):
+        raise UnknownMethodError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def create_compressor(name: str, **options: Any):
+    """Instantiate the compressor registered as `name` with its options."""
+    return get_compressor_class(name)(**options)
