@@ -1,0 +1,109 @@
+"""Micro-batching: concurrent requests to one compressor merged into one call.
+
+The interface a compressor opts into is one method:
+
+    compress_many(requests: Sequence[dict]) -> list[CompressionResult | Exception]
+
+Each request is the keyword arguments of `compress` (`inputs`, `query`, `budget`); the answer has one
+entry per request, in order: a result, or the exception that request alone raised (so one bad request
+does not fail its neighbours). A compressor without `compress_many` is run one request at a time.
+A model-based compressor implements it by running one batched forward over the units of every request.
+
+Requests queue on the event loop; one worker per compressor takes up to `max_batch` of them (waiting
+`max_wait_s` for more to arrive when the queue is short) and runs the batch in a worker thread. While a
+batch runs, new arrivals queue, so under load batches fill by themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Sequence
+
+import anyio
+import anyio.to_thread
+
+from ctxzip.document import CompressionResult
+
+
+def supports_batching(compressor: Any) -> bool:
+    return callable(getattr(compressor, "compress_many", None))
+
+
+def run_batch(compressor: Any, requests: Sequence[dict]) -> list[CompressionResult | BaseException]:
+    """Call `compress_many`; if it fails as a whole (or answers wrongly), fall back to one by one."""
+    try:
+        results = list(compressor.compress_many(list(requests)))
+        if len(results) == len(requests):
+            return results
+    except Exception:
+        pass
+    return [_compress_one(compressor, request) for request in requests]
+
+
+def _compress_one(compressor: Any, request: dict) -> CompressionResult | BaseException:
+    try:
+        return compressor.compress(**request)
+    except Exception as exc:
+        return exc
+
+
+class MicroBatcher:
+    """Queues requests for one compressor and answers each from a shared batched call."""
+
+    def __init__(
+        self,
+        compressor: Any,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        limiter: anyio.CapacityLimiter,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        self.compressor = compressor
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.limiter = limiter
+        self.on_batch = on_batch
+        self._pending: list[tuple[dict, asyncio.Future]] = []
+        self._worker: asyncio.Task | None = None
+
+    async def submit(self, request: dict) -> CompressionResult:
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                if len(self._pending) < self.max_batch and self.max_wait_s > 0:
+                    await asyncio.sleep(self.max_wait_s)  # let requests arriving together join
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                live = [(r, f) for r, f in batch if not f.done()]  # skip callers that gave up
+                if not live:
+                    continue
+                if self.on_batch:
+                    self.on_batch(len(live))
+                try:
+                    results = await anyio.to_thread.run_sync(
+                        run_batch, self.compressor, [r for r, _ in live], limiter=self.limiter
+                    )
+                except asyncio.CancelledError:  # shutting down: fail this batch too
+                    self._pending[:0] = live
+                    raise
+                for (_, future), result in zip(live, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._worker = None
+            # Only left over when the worker was cancelled: nobody will answer these, so fail them now.
+            for _, future in self._pending:
+                if not future.done():
+                    future.set_exception(RuntimeError("the compressor was shut down"))
+            self._pending.clear()

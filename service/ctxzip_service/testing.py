@@ -1,0 +1,118 @@
+"""Test and benchmark helpers: a recording OpenAI-compatible upstream and uvicorn on a free port.
+
+    upstream = RecordingUpstream()
+    with UvicornThread(upstream.app()) as up, UvicornThread(create_app(settings(up.url))) as sidecar:
+        ...
+
+Kept in the package (not in tests/) so the benchmark and users' own integration tests can use them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+ANSWER = "Paris is the capital of France."
+
+
+def completion(model: str, content: str = ANSWER) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17},
+    }
+
+
+def stream_chunks(model: str, content: str = ANSWER) -> list[bytes]:
+    """SSE events, one per word, then [DONE] — the framing OpenAI uses."""
+    words = content.split(" ")
+    events = []
+    for n, word in enumerate(words):
+        delta = {"content": word if n == 0 else " " + word}
+        if n == 0:
+            delta["role"] = "assistant"
+        chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        events.append(f"data: {json.dumps(chunk)}\n\n".encode())
+    last = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    events.append(f"data: {json.dumps(last)}\n\n".encode())
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+@dataclass
+class RecordingUpstream:
+    """Answers chat completions and remembers each request's JSON body and headers."""
+
+    stream_delay_s: float = 0.0  # between SSE events, so a test can see chunks arrive one by one
+    record: bool = True
+    received: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            body = json.loads(await request.body())
+            if self.record:
+                self.received.append(body)
+                self.headers.append(dict(request.headers))
+            model = body.get("model", "test-model")
+            if body.get("stream"):
+                async def events():
+                    for event in stream_chunks(model):
+                        yield event
+                        if self.stream_delay_s:
+                            await asyncio.sleep(self.stream_delay_s)
+                return StreamingResponse(events(), media_type="text/event-stream")
+            return JSONResponse(completion(model), headers={"x-upstream": "recording"})
+
+        @app.get("/v1/models")
+        async def models():
+            return {"object": "list", "data": [{"id": "test-model", "object": "model", "owned_by": "test"}]}
+
+        return app
+
+
+def free_socket(host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
+class UvicornThread:
+    """A real uvicorn server on 127.0.0.1 and a free port, in a background thread."""
+
+    def __init__(self, app, **config: Any) -> None:
+        self.sock = free_socket()
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", **config))
+        self.server.install_signal_handlers = lambda: None  # not the main thread
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "UvicornThread":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
