@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+import numpy as np
+
 from ctxzip.errors import InvalidBudgetError, UnknownTokenizerError
 
 DEFAULT_TOKENIZER = "cl100k_base"
@@ -94,6 +96,18 @@ class TiktokenCounter:
     def encode(self, text: str) -> list[int]:
         return self.encoding.encode_ordinary(text)
 
+    def token_starts(self, text: str) -> np.ndarray:
+        """Character offset where each token of `text` starts (a token that begins inside a
+        multi-byte character maps to that character)."""
+        pieces = self.encoding.decode_tokens_bytes(self.encoding.encode_ordinary(text))
+        if not pieces:
+            return np.zeros(0, dtype=np.int64)
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+        data = np.frombuffer(b"".join(pieces), dtype=np.uint8)
+        char_of_byte = np.cumsum((data & 0xC0) != 0x80) - 1  # UTF-8 continuation bytes start no character
+        byte_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        return np.maximum(char_of_byte[byte_starts], 0)
+
 
 class HuggingFaceCounter:
     """Counts with a Hugging Face tokenizer, without special tokens (BOS/EOS are not content)."""
@@ -113,6 +127,13 @@ class HuggingFaceCounter:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def token_starts(self, text: str) -> np.ndarray:
+        """Character offset where each token of `text` starts."""
+        if not text:
+            return np.zeros(0, dtype=np.int64)
+        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return np.asarray([start for start, _ in offsets], dtype=np.int64)
 
 
 def _install_offline_tiktoken_file() -> None:

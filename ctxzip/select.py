@@ -95,7 +95,7 @@ def select_under_budget(
     """
     n = len(units)
     if costs is None:
-        costs = np.asarray(counter.count_many(units.texts(documents)), dtype=np.int64)
+        costs = unit_costs(documents, units, counter)
 
     def measure(mask):
         doc_texts, text = render(documents, units, mask, separator)
@@ -140,6 +140,24 @@ def select_under_budget(
             break
         best = candidate
     return best
+
+
+def unit_costs(documents: list[Document], units: Units, counter: TokenCounter) -> np.ndarray:
+    """Tokens per unit, counted in context: each document is tokenized once and every token is
+    charged to the unit where it starts. Much faster than counting 100k tiny strings, and closer
+    to what the joined text costs. Counters without `token_starts` count each unit alone."""
+    if not hasattr(counter, "token_starts"):
+        return np.asarray(counter.count_many(units.texts(documents)), dtype=np.int64)
+    costs = np.zeros(len(units), dtype=np.int64)
+    boundaries = np.flatnonzero(np.diff(units.doc)) + 1
+    for rows in np.split(np.arange(len(units)), boundaries):
+        if not len(rows):
+            continue
+        starts = counter.token_starts(documents[units.doc[rows[0]]].text)
+        owner = np.searchsorted(units.start[rows], starts, side="right") - 1
+        owner = owner[owner >= 0]
+        costs[rows] = np.bincount(owner, minlength=len(rows))
+    return costs
 
 
 def _fill(mask: np.ndarray, order: np.ndarray, costs: np.ndarray, room: int) -> np.ndarray:

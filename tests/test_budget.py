@@ -69,3 +69,27 @@ def test_unknown_tokenizer_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnknownTokenizerError):
         get_token_counter(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize("tokenizer", ["cl100k_base", "smollm2"])
+def test_token_starts_are_character_offsets(tokenizer):
+    counter = get_token_counter(tokenizer)
+    text = "héllo 你好 🙂👍🏽 wörld e\u0301 x"
+    starts = counter.token_starts(text)
+    assert len(starts) == counter.count(text)
+    assert starts[0] == 0 and all(0 <= s < len(text) for s in starts)
+    assert list(starts) == sorted(starts)
+
+
+def test_unit_costs_in_context_add_up_to_the_document():
+    import numpy as np
+
+    from ctxzip.document import Document
+    from ctxzip.segment import word_spans
+    from ctxzip.select import Units, unit_costs
+
+    text = "The quick brown fox 12345 jumps. 東京 🙂 " * 10
+    starts, ends = word_spans(text)
+    units = Units.build(np.zeros(len(starts), int), starts, ends, np.zeros(len(starts)))
+    costs = unit_costs([Document(text, "0")], units, get_token_counter("cl100k_base"))
+    assert costs.sum() == get_token_counter("cl100k_base").count(text)
