@@ -261,6 +261,8 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "DELETE"], include_in_schema=False)
     async def passthrough(path: str, request: Request, sidecar_key_in_authorization: bool = Depends(require_auth)):
         """Other OpenAI endpoints (models, embeddings, ...) go upstream untouched."""
+        if path in ("compress", "chat/completions"):  # ours, reached with the wrong HTTP method
+            raise StarletteHTTPException(405, "Method Not Allowed")
         authorization = None if sidecar_key_in_authorization else request.headers.get("authorization")
         upstream_headers = proxy.request_headers(request.headers, authorization)
         return await proxy.forward(

@@ -1,13 +1,14 @@
 """Micro-batching: concurrent requests to one compressor merged into one call.
 
-The interface a compressor opts into is one method:
+The interface a compressor opts into is one method (the one `ExtractiveCompressor` has):
 
-    compress_many(requests: Sequence[dict]) -> list[CompressionResult | Exception]
+    compress_many(items: Sequence[tuple[inputs, query]], budget: Sequence[Budget]) -> list[CompressionResult]
 
-Each request is the keyword arguments of `compress` (`inputs`, `query`, `budget`); the answer has one
-entry per request, in order: a result, or the exception that request alone raised (so one bad request
-does not fail its neighbours). A compressor without `compress_many` is run one request at a time.
-A model-based compressor implements it by running one batched forward over the units of every request.
+one (documents, query) pair and one budget per request, one result per request, in order. A model-based
+compressor implements it by scoring the units of every request in shared batched forwards. If the call
+fails as a whole (one request in the batch had an impossible budget, say), the batch is run again one
+request at a time so each caller gets its own answer or its own error. A compressor without
+`compress_many` is always run one request at a time.
 
 Requests queue on the event loop; one worker per compressor takes up to `max_batch` of them (waiting
 `max_wait_s` for more to arrive when the queue is short) and runs the batch in a worker thread. While a
@@ -32,7 +33,9 @@ def supports_batching(compressor: Any) -> bool:
 def run_batch(compressor: Any, requests: Sequence[dict]) -> list[CompressionResult | BaseException]:
     """Call `compress_many`; if it fails as a whole (or answers wrongly), fall back to one by one."""
     try:
-        results = list(compressor.compress_many(list(requests)))
+        results = list(compressor.compress_many(
+            [(r["inputs"], r["query"]) for r in requests], [r["budget"] for r in requests]
+        ))
         if len(results) == len(requests):
             return results
     except Exception:

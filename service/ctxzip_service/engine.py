@@ -187,7 +187,8 @@ class CompressionEngine:
                     result = await loaded.batcher.submit(request)
                 else:
                     result = await anyio.to_thread.run_sync(
-                        lambda: loaded.compressor.compress(**request), limiter=self.limiter
+                        lambda: loaded.compressor.compress(**request), limiter=self.limiter,
+                        abandon_on_cancel=True,  # on timeout stop waiting; the thread finishes on its own
                     )
         except TimeoutError:
             raise ServiceError(

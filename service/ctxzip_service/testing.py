@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -116,3 +116,64 @@ class UvicornThread:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+
+
+# -- test doubles: compressors that count, fail or stall ------------------------------------------
+
+from ctxzip.compressors.truncate import TruncateCompressor  # noqa: E402
+from ctxzip.registry import register  # noqa: E402
+
+
+@dataclass
+class CountingCompressor(TruncateCompressor):
+    """Truncation with `compress_many`, recording the size of every batched call it gets."""
+
+    delay_s: float = 0.0  # per call, so concurrent requests pile up behind a running batch
+    method = "test-counting"
+    batches: ClassVar[list[int]] = []
+    singles: ClassVar[list[int]] = []
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def compress(self, inputs, query=None, budget=None):
+        with self._lock:
+            self.singles.append(1)
+        time.sleep(self.delay_s)
+        return TruncateCompressor.compress(self, inputs, query, budget)
+
+    def compress_many(self, items, budget):
+        with self._lock:
+            self.batches.append(len(items))
+        time.sleep(self.delay_s)
+        return [TruncateCompressor.compress(self, inputs, query, b) for (inputs, query), b in zip(items, budget)]
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.batches.clear()
+        cls.singles.clear()
+
+
+@dataclass
+class ExplodingCompressor(TruncateCompressor):
+    """Always raises a non-ctxzip error: what a compressor bug looks like to the sidecar."""
+
+    method = "test-exploding"
+
+    def compress(self, inputs, query=None, budget=None):
+        raise RuntimeError("the compressor exploded")
+
+
+@dataclass
+class StallingCompressor(TruncateCompressor):
+    """Sleeps before compressing, to trip the compression time limit."""
+
+    delay_s: float = 2.0
+    method = "test-stalling"
+
+    def compress(self, inputs, query=None, budget=None):
+        time.sleep(self.delay_s)
+        return TruncateCompressor.compress(self, inputs, query, budget)
+
+
+def register_test_compressors() -> None:
+    for cls in (CountingCompressor, ExplodingCompressor, StallingCompressor):
+        register(cls.method, cls)
