@@ -60,6 +60,19 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def parse_documents(text: str) -> list[dict]:
+    """A JSON list, or JSON lines, of {"text", "id"?, "metadata"?} objects."""
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        pass
+    try:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        fail(f"--docs input is neither a JSON list nor JSON lines: {exc}")
+
+
 @app.command()
 def compress(
     path: str = typer.Argument("-", help="File to compress, or - for standard input."),
@@ -71,6 +84,7 @@ def compress(
     model: Optional[str] = typer.Option(None, "--model", help="Model name, local path or hub id for the method."),
     option: list[str] = typer.Option([], "--option", "-o", help="Method option as key=value (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
+    docs: bool = typer.Option(False, "--docs", help="Input is a JSON list or JSON lines of {text, id, metadata}."),
 ) -> None:
     """Compress a text file under a token budget."""
     from ctxzip.budget import Budget
@@ -79,6 +93,7 @@ def compress(
     if (budget is None) == (ratio is None):
         fail("give exactly one of --budget N or --ratio R")
     text = read_input(path)
+    inputs = parse_documents(text) if docs else text
     options = parse_options(option)
     if model is not None:
         options["model"] = model
@@ -86,7 +101,7 @@ def compress(
         chosen = Budget(tokens=budget, tokenizer=tokenizer) if budget is not None else Budget(ratio=ratio, tokenizer=tokenizer)
         chosen.counter  # fail early on an unknown tokenizer
         compressor = create_compressor(method, **options)
-        result = compressor.compress(text, query=query, budget=chosen)
+        result = compressor.compress(inputs, query=query, budget=chosen)
     except CtxzipError as exc:
         fail(str(exc))
     except TypeError as exc:  # an option the method does not take
@@ -129,8 +144,11 @@ def models(as_json: bool = typer.Option(False, "--json")) -> None:
     Console().print(table)
 
 
-def _add_subcommands() -> None:
+def _add_subcommands(only: str | None = None) -> None:
+    """Attach the sub-command apps; with `only`, just that one (importing the others costs seconds)."""
     for name, target in _SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue
         module, _, attr = target.partition(":")
         try:
             sub = getattr(importlib.import_module(module), attr)
@@ -139,10 +157,9 @@ def _add_subcommands() -> None:
         app.add_typer(sub, name=name)
 
 
-_add_subcommands()
-
-
 def main() -> None:
+    first = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
+    _add_subcommands(first if first in _SUBCOMMANDS else None if first is None else "")
     app()
 
 

@@ -33,6 +33,17 @@ def test_compress_stdin_and_ratio():
     assert "random" in out.stderr.decode()
 
 
+def test_compress_documents_as_json_lines(tmp_path):
+    lines = [json.dumps({"text": "alpha beta gamma delta " * 30, "id": f"d{i}", "metadata": {"n": i}}) for i in range(3)]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    out = ctxzip("compress", str(path), "--docs", "--method", "truncate", "--budget", "40", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["compressed_tokens"] <= 40
+    assert data["documents"][0]["id"] == "d0" and data["documents"][0]["metadata"] == {"n": 0}
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -46,6 +57,7 @@ def test_compress_stdin_and_ratio():
         ["compress", "{binary}", "--method", "truncate", "--budget", "10"],
         ["compress", "{file}", "--method", "truncate", "--budget", "10", "--option", "keep=middle"],
         ["compress", "{file}", "--method", "truncate", "--budget", "10", "--option", "colour=red"],
+        ["compress", "{file}", "--docs", "--method", "truncate", "--budget", "10"],
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, text_file, tmp_path):
