@@ -1,0 +1,144 @@
+"""Which tree-sitter grammar parses a document, and what its syntax looks like to the chunker.
+
+Grammars come from the per-language wheels (tree-sitter-python, -javascript, ...), which carry
+compiled parsers; tree-sitter-language-pack 1.x downloads grammars at run time and fails offline.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from ctxzip.document import Document
+from ctxzip.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class LanguageSpec:
+    """Node types the chunker cares about in one grammar."""
+
+    name: str
+    module: str  # the wheel's import name
+    attr: str  # function in it returning the language pointer
+    functions: frozenset[str]  # nodes with a `body` field whose statements may be elided
+    containers: frozenset[str]  # nodes with a `body` field holding members (classes, impls, namespaces)
+    imports: frozenset[str]
+    wrappers: frozenset[str]  # nodes that wrap a single definition (decorators, export, template, const f = ...)
+    marker: str  # what an elided body becomes, valid wherever a statement or member may stand
+
+    @property
+    def braces(self) -> bool:
+        return self.name != "python"
+
+
+_C_LIKE_MARKER = "/* ... */"
+_JS_FUNCTIONS = frozenset({
+    "function_declaration", "generator_function_declaration", "method_definition", "function_expression",
+    "arrow_function", "function", "generator_function",
+})
+_JS_WRAPPERS = frozenset({"export_statement", "lexical_declaration", "variable_declaration", "variable_declarator"})
+
+SPECS: dict[str, LanguageSpec] = {
+    spec.name: spec
+    for spec in (
+        LanguageSpec(
+            "python", "tree_sitter_python", "language",
+            frozenset({"function_definition"}), frozenset({"class_definition"}),
+            frozenset({"import_statement", "import_from_statement", "future_import_statement"}),
+            frozenset({"decorated_definition"}), "...",
+        ),
+        LanguageSpec(
+            "javascript", "tree_sitter_javascript", "language", _JS_FUNCTIONS,
+            frozenset({"class_declaration", "class"}), frozenset({"import_statement"}), _JS_WRAPPERS, _C_LIKE_MARKER,
+        ),
+        LanguageSpec(
+            "typescript", "tree_sitter_typescript", "language_typescript", _JS_FUNCTIONS,
+            frozenset({"class_declaration", "abstract_class_declaration", "class"}), frozenset({"import_statement"}),
+            _JS_WRAPPERS, _C_LIKE_MARKER,
+        ),
+        LanguageSpec(
+            "tsx", "tree_sitter_typescript", "language_tsx", _JS_FUNCTIONS,
+            frozenset({"class_declaration", "abstract_class_declaration", "class"}), frozenset({"import_statement"}),
+            _JS_WRAPPERS, _C_LIKE_MARKER,
+        ),
+        LanguageSpec(
+            "java", "tree_sitter_java", "language",
+            frozenset({"method_declaration", "constructor_declaration"}),
+            frozenset({"class_declaration", "interface_declaration"}),
+            frozenset({"import_declaration", "package_declaration"}), frozenset(), _C_LIKE_MARKER,
+        ),
+        LanguageSpec(
+            "go", "tree_sitter_go", "language",
+            frozenset({"function_declaration", "method_declaration"}), frozenset(),
+            frozenset({"import_declaration", "package_clause"}), frozenset(), _C_LIKE_MARKER,
+        ),
+        LanguageSpec(
+            "rust", "tree_sitter_rust", "language",
+            frozenset({"function_item"}), frozenset({"impl_item", "trait_item", "mod_item"}),
+            frozenset({"use_declaration", "extern_crate_declaration"}), frozenset(), _C_LIKE_MARKER,
+        ),
+        LanguageSpec(
+            "c", "tree_sitter_c", "language",
+            frozenset({"function_definition"}), frozenset(), frozenset({"preproc_include"}), frozenset(),
+            _C_LIKE_MARKER,
+        ),
+        LanguageSpec(
+            "cpp", "tree_sitter_cpp", "language",
+            frozenset({"function_definition"}),
+            frozenset({"class_specifier", "struct_specifier", "namespace_definition"}),
+            frozenset({"preproc_include", "using_declaration"}), frozenset({"template_declaration"}),
+            _C_LIKE_MARKER,
+        ),
+    )
+}
+
+EXTENSIONS = {
+    ".py": "python", ".pyi": "python", ".pyw": "python",
+    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
+    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript", ".tsx": "tsx",
+    ".java": "java", ".go": "go", ".rs": "rust",
+    ".c": "c", ".h": "c",
+    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".c++": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+}
+_ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "c++": "cpp", "golang": "go", "rs": "rust"}
+
+# Tried in this order when a document names no path or language; the first clean parse wins.
+SNIFF_ORDER = ("python", "go", "java", "rust", "javascript", "typescript", "c", "cpp")
+
+
+def normalise_language(name: str) -> str:
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key not in SPECS:
+        raise InvalidInputError(f"unknown code language {name!r}; known: {', '.join(sorted(SPECS))}")
+    return key
+
+
+def language_for_path(path: str) -> str | None:
+    """The language of a file name by its extension, or None when no grammar covers it."""
+    return EXTENSIONS.get(PurePath(path).suffix.lower())
+
+
+def declared_language(document: Document) -> tuple[str | None, bool]:
+    """(language, whether the document named one) from metadata["language"], metadata["path"] or its id."""
+    language = document.metadata.get("language")
+    if language:
+        return normalise_language(str(language)), True
+    for path in (document.metadata.get("path"), document.metadata.get("source"), document.id):
+        if isinstance(path, str) and PurePath(path).suffix:
+            return language_for_path(path), True
+    return None, False
+
+
+@functools.lru_cache(maxsize=None)
+def get_parser(language: str):
+    """A tree-sitter parser for `language`, built once; None when its wheel is not installed."""
+    from tree_sitter import Language, Parser
+
+    spec = SPECS[language]
+    try:
+        module = importlib.import_module(spec.module)
+    except ImportError:
+        return None
+    return Parser(Language(getattr(module, spec.attr)()))
