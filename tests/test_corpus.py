@@ -32,7 +32,7 @@ def write_jsonl(path, records, raw_lines=()):
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "wt", encoding="utf-8") as f:
         for r in records:
-            f.write(json.dumps(r) + "\n")
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")  # raw non-ASCII, U+2028 included
         for line in raw_lines:
             f.write(line + "\n")
     return path
@@ -148,17 +148,17 @@ def test_worker_processes_give_the_same_output(tmp_path):
 
 
 def test_cli_runs_a_job_and_reports_errors_in_one_line(tmp_path):
-    from ctxzip.cli import app
+    from ctxzip.corpus_cli import app  # `ctxzip corpus` itself runs in test_corpus_crash.py
 
     path = write_jsonl(tmp_path / "in.jsonl", make_records(5))
     runner = CliRunner()
-    result = runner.invoke(app, ["corpus", str(path), str(tmp_path / "out"), "--method", "random",
+    result = runner.invoke(app, [str(path), str(tmp_path / "out"), "--method", "random",
                                  "--ratio", "0.5", "--option", "seed=3", "--no-progress", "--shard-size", "2"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["records"] == 5 and summary["shards"] == 3 and summary["method"] == "random"
-    bad = runner.invoke(app, ["corpus", str(path), str(tmp_path / "o2"), "--method", "nope", "--budget", "5", "--no-progress"])
+    bad = runner.invoke(app, [str(path), str(tmp_path / "o2"), "--method", "nope", "--budget", "5", "--no-progress"])
     assert bad.exit_code == 2 and "unknown method 'nope'" in bad.stderr
     assert not (tmp_path / "o2").exists()  # nothing written for a job that cannot run
-    both = runner.invoke(app, ["corpus", str(path), str(tmp_path / "o3"), "--method", "truncate", "--no-progress"])
+    both = runner.invoke(app, [str(path), str(tmp_path / "o3"), "--method", "truncate", "--no-progress"])
     assert both.exit_code == 2 and "exactly one of" in both.stderr
