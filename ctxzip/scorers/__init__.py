@@ -1,0 +1,37 @@
+"""Sentence scorers for extractive compression, one small class per file; built by name here."""
+
+from __future__ import annotations
+
+from ctxzip.errors import InvalidInputError
+from ctxzip.scorers.base import ScoringTask, SentenceScorer
+
+SCORERS = ("bi_encoder", "bm25", "classifier", "fusion")
+
+
+def create_scorer(name: str, model: str | None = None, device: str = "auto") -> SentenceScorer:
+    """"bi_encoder" (MiniLM cosine), "bm25", "classifier" (learned, context-aware) or
+    "fusion" (classifier + bi-encoder + BM25)."""
+    if name == "bi_encoder":
+        from ctxzip.scorers.bi_encoder import BiEncoderScorer
+
+        return BiEncoderScorer(model=model or "minilm", device=device)
+    if name == "bm25":
+        from ctxzip.scorers.bm25 import BM25Scorer
+
+        return BM25Scorer()
+    if name == "classifier":
+        from ctxzip.scorers.classifier import ContextClassifierScorer
+
+        return ContextClassifierScorer(model=model, device=device)
+    if name == "fusion":
+        from ctxzip.scorers.fusion import FusionScorer
+
+        return FusionScorer(
+            [create_scorer("classifier", model, device), create_scorer("bi_encoder", None, device),
+             create_scorer("bm25")],
+            [0.6, 0.25, 0.15],
+        )
+    raise InvalidInputError(f"scorer must be one of {SCORERS} or a SentenceScorer, got {name!r}")
+
+
+__all__ = ["SCORERS", "ScoringTask", "SentenceScorer", "create_scorer"]

@@ -1,0 +1,272 @@
+"""ExtractiveCompressor: selection, redundancy, filters, multi-hop rounds, batching, edge inputs.
+
+Most tests use BM25 or a scorer with known scores so they run without models; one test per
+model-backed scorer checks the real thing on a tiny input.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ctxzip import Budget, Document, Protection, create_compressor
+from ctxzip.compressors.extractive import ExtractiveCompressor
+from ctxzip.errors import BudgetTooSmallError, InvalidInputError
+from ctxzip.scorers.base import SentenceScorer
+from ctxzip.sentences import sentence_units
+
+
+class KeywordScorer(SentenceScorer):
+    """Score = number of query words in the sentence (case-insensitive); vectors from word sets."""
+
+    name = "keyword"
+
+    def score(self, tasks, queries, prepared):
+        out = []
+        def words(text):
+            return set(text.lower().replace("?", " ").replace(".", " ").split())
+
+        for task, query in zip(tasks, queries):
+            out.append(np.array([len(words(query) & words(s)) for s in task.sentences], float))
+        return out
+
+
+def bm25(**options) -> ExtractiveCompressor:
+    return ExtractiveCompressor(scorer="bm25", **options)
+
+
+def assert_traceable(result, documents):
+    """Every kept span is an original slice, and the output is those slices in order."""
+    by_id = {d.id: d.text for d in documents}
+    pieces = [by_id[s.doc_id][s.start : s.end] for s in result.kept]
+    assert all(p.strip() for p in pieces)
+    position = 0
+    for piece in pieces:
+        found = result.text.find(piece.strip(), position)
+        assert found >= 0, piece
+        position = found + len(piece.strip())
+    assert result.compressed_tokens <= result.budget_tokens
+
+
+PLANETS = [
+    Document("Mars is the fourth planet from the Sun. Mars has two small moons named Phobos and Deimos. "
+             "The weather on Mars is cold.", "mars", {"source": "a"}),
+    Document("Jupiter is the largest planet. Jupiter has a great red spot. It has dozens of moons.", "jupiter",
+             {"source": "b"}),
+    Document("Bread is made from flour, water and yeast. Bakers knead dough in the morning.", "bread", {"source": "c"}),
+]
+
+
+# --- sentence units ------------------------------------------------------------------------------
+
+
+def test_sentence_units_keep_code_blocks_whole_and_cover_the_text():
+    text = "# Setup\n\nInstall it. Then run it.\n\n```python\nx = 1.\nprint(x)\n```\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    starts, ends = sentence_units(text)
+    units = [text[s:e] for s, e in zip(starts, ends)]
+    assert "".join(units) == text
+    assert any(u.strip().startswith("```python") and u.strip().endswith("```") for u in units)
+    assert not any(u.strip() == "|---|---|" for u in units)
+    assert any("Install it." in u and "Then" not in u for u in units)
+
+
+def test_sentence_units_mixed_scripts():
+    text = "数学是科学。这是第二句。 مرحبا بالعالم. هذه جملة 😀 ok."
+    starts, ends = sentence_units(text)
+    assert "".join(text[s:e] for s, e in zip(starts, ends)) == text
+    assert len(starts) >= 3
+
+
+# --- selection -----------------------------------------------------------------------------------
+
+
+def test_keeps_relevant_sentences_with_metadata_and_spans():
+    result = bm25(rounds=1).compress(PLANETS, query="What moons does Mars have?", budget=Budget(tokens=25))
+    assert "Phobos" in result.text
+    assert "flour" not in result.text
+    assert_traceable(result, PLANETS)
+    assert all(d.metadata["source"] == {"mars": "a", "jupiter": "b", "bread": "c"}[d.id] for d in result.documents)
+    assert result.method == "extractive" and result.info["scorer"] == "bm25"
+
+
+def test_registry_builds_extractive():
+    compressor = create_compressor("extractive", scorer="bm25", rounds=1)
+    result = compressor.compress(PLANETS, query="Jupiter red spot", budget=0.3)
+    assert "red spot" in result.text
+
+
+def test_exact_and_near_duplicates_are_kept_once():
+    shared = "The treaty was signed in Paris in 1783."
+    docs = [Document(f"{shared} It ended the war. Trade resumed slowly.", "a"),
+            Document(f"Delegates met for months. {shared}", "b"),
+            Document("the treaty was signed in Paris in 1783 . Ships sailed home.", "c")]
+    query = "Where was the treaty signed?"
+    deduped = bm25(rounds=1).compress(docs, query=query, budget=Budget(tokens=30))
+    assert deduped.text.count("signed in Paris") == 1
+    assert deduped.info["duplicates_removed"] == 2
+    kept_all = bm25(rounds=1, deduplicate=False).compress(docs, query=query, budget=Budget(tokens=30))
+    assert kept_all.text.count("signed in Paris") >= 2
+
+
+def test_mmr_prefers_a_new_sentence_over_a_paraphrase():
+    docs = [Document("Cats sleep a lot every day. Cats sleep a lot every single day. Cats hunt mice at night.", "x")]
+    query = "cats sleep day mice"
+    plain = ExtractiveCompressor(scorer=KeywordScorer(), rounds=1, deduplicate=False)
+    mmr = ExtractiveCompressor(scorer=KeywordScorer(), rounds=1, deduplicate=False, mmr=True, mmr_lambda=0.3)
+    budget = Budget(tokens=17)  # two sentences fit: the two paraphrases (16 tokens) or one of them + mice
+    assert "mice" not in plain.compress(docs, query=query, budget=budget).text
+    assert "mice" in mmr.compress(docs, query=query, budget=budget).text
+
+
+def test_relevance_order_puts_best_document_first():
+    query = "bread flour yeast dough"
+    original = bm25(rounds=1).compress(PLANETS, query=query, budget=Budget(tokens=40))
+    relevance = bm25(rounds=1, order="relevance").compress(PLANETS, query=query, budget=Budget(tokens=40))
+    assert relevance.documents[0].id == "bread"
+    assert original.documents[0].id != "bread"
+    assert_traceable(relevance, PLANETS)
+
+
+def test_top_documents_filter():
+    result = bm25(rounds=1, top_documents=1).compress(PLANETS, query="planet moons Mars", budget=Budget(tokens=60))
+    assert {s.doc_id for s in result.kept} == {"mars"}
+    assert result.info["documents_kept"] == ["mars"]
+
+
+def test_selective_augmentation_returns_empty_context_when_nothing_is_relevant():
+    compressor = bm25(rounds=1, min_score=0.5)
+    empty = compressor.compress(PLANETS, query="quantum chromodynamics lattice", budget=Budget(tokens=30))
+    assert empty.text == "" and empty.kept == [] and empty.compressed_tokens == 0
+    assert empty.info["empty_context"] is True and "min_score" in empty.info["reason"]
+    full = compressor.compress(PLANETS, query="Phobos Deimos moons", budget=Budget(tokens=30))
+    assert full.info["empty_context"] is False and "Phobos" in full.text
+
+
+def test_second_round_finds_the_bridge_sentence():
+    # The bridge sentence shares no word with the question, only with the first hop's sentence.
+    docs = [
+        Document("Glass Harbor was directed by Mira Okafor.", "film"),
+        Document("Mira Okafor was born in Ghana.", "person"),
+        Document("Peru is far.", "other"),
+    ]
+    query = "Which country is the director of Glass Harbor from"
+    budget = Budget(tokens=22)  # the hop sentence and one more (not all three: 26 tokens)
+    one = ExtractiveCompressor(scorer=KeywordScorer(), rounds=1).compress(docs, query=query, budget=budget)
+    two = ExtractiveCompressor(scorer=KeywordScorer(), rounds=2).compress(docs, query=query, budget=budget)
+    assert "Glass Harbor" in one.text and "Ghana" not in one.text
+    assert "Glass Harbor" in two.text and "Ghana" in two.text
+
+
+def test_compress_many_matches_single_calls_and_takes_per_item_budgets():
+    compressor = bm25(rounds=2)
+    items = [(PLANETS, "moons of Mars"), (PLANETS, "how is bread made"), ("Short text.", "anything")]
+    budgets = [Budget(tokens=20), Budget(tokens=25), Budget(tokens=50)]
+    many = compressor.compress_many(items, budgets)
+    single = [compressor.compress(docs, query=q, budget=b) for (docs, q), b in zip(items, budgets)]
+    assert [r.text for r in many] == [r.text for r in single]
+    assert many[2].info == {"unchanged": True}
+    with pytest.raises(InvalidInputError):
+        compressor.compress_many(items, [Budget(tokens=5)])
+
+
+def test_compress_budgets_scores_once_for_several_budgets():
+    results = bm25().compress_budgets(PLANETS, "moons of Mars", [Budget(tokens=15), Budget(tokens=40), 0.5])
+    assert [r.compressed_tokens <= r.budget_tokens for r in results] == [True] * 3
+    assert results[0].compressed_tokens < results[1].compressed_tokens
+
+
+def test_without_query_still_respects_budget():
+    result = bm25().compress(PLANETS, budget=Budget(tokens=20))
+    assert 0 < result.compressed_tokens <= 20
+
+
+def test_bad_options_raise_clear_errors():
+    with pytest.raises(InvalidInputError):
+        ExtractiveCompressor(scorer="nonsense")
+    with pytest.raises(InvalidInputError):
+        ExtractiveCompressor(scorer="bm25", order="random")
+    with pytest.raises(InvalidInputError):
+        ExtractiveCompressor(scorer="bm25", rounds=0)
+    with pytest.raises(InvalidInputError):
+        bm25().compress(PLANETS, query=42, budget=10)
+
+
+# --- edge inputs ---------------------------------------------------------------------------------
+
+
+def test_empty_and_whitespace_inputs_come_back_unchanged():
+    assert bm25().compress([], query="q", budget=Budget(tokens=5)).text == ""
+    result = bm25().compress("   \n  ", query="q", budget=Budget(tokens=5))
+    assert result.text == "   \n  " and result.info == {"unchanged": True}
+
+
+def test_input_under_budget_is_unchanged():
+    result = bm25().compress(PLANETS, query="Mars", budget=Budget(tokens=10_000))
+    assert result.info == {"unchanged": True}
+    assert result.text == "\n\n".join(d.text for d in PLANETS)
+
+
+def test_budget_smaller_than_protected_spans_raises():
+    compressor = bm25(protection=Protection(numbers=True))
+    docs = ["In 1901 the tower rose 300 metres. In 1950 it got 24 new lights. Nothing else happened."]
+    with pytest.raises(BudgetTooSmallError):
+        compressor.compress(docs, query="tower", budget=Budget(tokens=5))
+    kept = compressor.compress(docs, query="tower", budget=Budget(tokens=26))
+    assert "1901" in kept.text and "1950" in kept.text
+
+
+def test_mixed_scripts_keep_original_characters():
+    docs = [Document("東京は日本の首都です。人口は多いです。", "ja"),
+            Document("القاهرة هي عاصمة مصر. النيل نهر طويل.", "ar"),
+            Document("Party time 🎉🎉 at the beach. The tide is low 🌊.", "en")]
+    result = bm25(rounds=1).compress(docs, query="東京 首都 القاهرة 🎉 beach", budget=0.6)
+    assert_traceable(result, docs)
+    source = "".join(d.text for d in docs)
+    assert set(result.text) - {"\n"} <= set(source)
+
+
+def test_single_200k_token_input_stays_within_budget_and_memory(tmp_path):
+    # Run in a child process so its peak resident memory is measured on its own.
+    script = tmp_path / "big.py"
+    script.write_text(
+        "import resource, numpy as np\n"
+        "from ctxzip import Budget\n"
+        "from ctxzip.compressors.extractive import ExtractiveCompressor\n"
+        "rng = np.random.default_rng(0)\n"
+        "words = np.array([f'w{i}' for i in range(5000)])[rng.integers(0, 5000, size=190_000)]\n"
+        "sentences = [' '.join(words[i:i + 19]).capitalize() + '.' for i in range(0, len(words), 19)]\n"
+        "sentences.insert(5000, 'The secret launch code is zebra42.')\n"
+        "text = ' '.join(sentences)\n"
+        "r = ExtractiveCompressor(scorer='bm25', rounds=1).compress(text, query='secret code zebra42', budget=Budget(tokens=2000))\n"
+        "print(r.original_tokens, r.compressed_tokens, 'zebra42' in r.text, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    original, compressed, found, peak_kib = out.stdout.split()[-4:]
+    assert int(original) > 150_000
+    assert int(compressed) <= 2000
+    assert found == "True"
+    assert int(peak_kib) < 1_000_000  # well under 1 GiB: memory grows with the input, not its square
+
+
+# --- model-backed scorers (real weights, tiny inputs) ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bi_encoder_scorer_finds_the_answer_sentence():
+    compressor = ExtractiveCompressor(scorer="bi_encoder", rounds=1)
+    result = compressor.compress(PLANETS, query="What are the moons of Mars called?", budget=Budget(tokens=25))
+    assert "Phobos" in result.text
+    assert result.model == "minilm"
+
+
+@pytest.mark.slow
+def test_learned_classifier_scores_are_probabilities_and_rank_the_answer_first():
+    compressor = ExtractiveCompressor(scorer="classifier", rounds=1, min_score=0.0)
+    result = compressor.compress(PLANETS, query="What are the names of the moons of Mars?", budget=Budget(tokens=25))
+    assert "Phobos" in result.text
+    assert 0.0 <= result.info["max_score"] <= 1.0
+    assert_traceable(result, PLANETS)
