@@ -1,0 +1,178 @@
+"""LLMLingua-2-style compression: a bidirectional encoder labels each token keep/drop.
+
+Sub-token keep probabilities are averaged per word (via the tokenizer's offsets) and one global
+selection over all windows and documents goes through the shared solver, so the budget is met
+exactly. `llmlingua_compatible=True` instead keeps the words the llmlingua package would keep.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ctxzip.compressors.base import Compressor
+from ctxzip.compressors.units import split_documents
+from ctxzip.errors import InvalidInputError, ModelNotAvailableError
+from ctxzip.protect import Protection
+from ctxzip.segment import sentence_spans
+from ctxzip.select import Units
+from ctxzip.token_level.aggregate import token_units, unit_mean
+from ctxzip.token_level.classifier import TokenClassifier, load_token_classifier, with_special_tokens
+from ctxzip.token_level.windows import plan_windows
+
+# Documents the coarse filter drops sink below every kept document's words (probabilities are in [0, 1]).
+_FILTERED_PENALTY = 2.0
+
+
+@dataclass
+class TokenClassifierCompressor(Compressor):
+    """Keep the words a token classifier (label 1 = keep) rates highest, under the budget.
+
+    model: local path, embedded alias or hub id of an AutoModelForTokenClassification checkpoint
+        (e.g. microsoft/llmlingua-2-xlm-roberta-large-meetingbank where the hub is reachable).
+    llmlingua_compatible: keep exactly the words llmlingua 0.2.2 keeps (per-512-token-chunk
+        percentile, its word rules), sliced from the original text; trimmed only if over budget.
+    force_tokens / keep_digits: strings and numbers always kept (protected spans).
+    document_filter: share of documents to keep by mean keep probability before the word level.
+    quantize: "int8" (CPU dynamic quantization), None, or "auto" (int8 on CPU unless compatible).
+    """
+
+    model: str | None = None
+    llmlingua_compatible: bool = False
+    force_tokens: tuple[str, ...] = ()
+    keep_digits: bool = False
+    protection: Protection = Protection()
+    document_filter: float | None = None
+    quantize: str | None = "auto"
+    device: str = "auto"
+    window_tokens: int | None = None
+    batch_tokens: int = 4096
+    unit: str = "word"
+    allow_random_head: bool = False
+    method = "token"
+    _compat_rate: threading.local = field(default_factory=threading.local, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.model is None:
+            raise ModelNotAvailableError(
+                "TokenClassifierCompressor needs model=<local path or hub id of a token-classification "
+                "checkpoint> (for example microsoft/llmlingua-2-bert-base-multilingual-cased-meetingbank); "
+                "an embedded default model is not shipped yet"
+            )
+        if isinstance(self.force_tokens, str):
+            self.force_tokens = (self.force_tokens,)
+        self.force_tokens = tuple(self.force_tokens)
+        if self.document_filter is not None and not (0.0 < float(self.document_filter) <= 1.0):
+            raise InvalidInputError(f"document_filter must be in (0, 1], got {self.document_filter}")
+        if self.window_tokens is not None and self.window_tokens < 8:
+            raise InvalidInputError(f"window_tokens must be at least 8, got {self.window_tokens}")
+        if self.unit not in ("word", "sentence"):
+            raise InvalidInputError(f"unit must be 'word' or 'sentence', got {self.unit!r}")
+        self.model_name = str(self.model)
+        extra = Protection(numbers=self.keep_digits, force_tokens=self.force_tokens)
+        if extra.enabled:
+            p = self.protection
+            self.protection = Protection(
+                numbers=p.numbers or extra.numbers, urls=p.urls, emails=p.emails, code=p.code,
+                patterns=p.patterns, force_tokens=tuple(p.force_tokens) + extra.force_tokens,
+            )
+
+    @property
+    def classifier(self) -> TokenClassifier:
+        from ctxzip.models import resolve_device
+
+        device = resolve_device(self.device)
+        quantize = self.quantize
+        if quantize == "auto":
+            quantize = "int8" if device == "cpu" and not self.llmlingua_compatible else None
+        return load_token_classifier(self.model, device, quantize, self.allow_random_head)
+
+    def compress(self, inputs, query=None, budget=None):
+        if not self.llmlingua_compatible:
+            return super().compress(inputs, query=query, budget=budget)
+        # llmlingua turns a token target into a rate over the sum of per-document cl100k counts.
+        from ctxzip.budget import as_budget
+        from ctxzip.document import as_documents
+
+        chosen = as_budget(budget)
+        documents = as_documents(inputs)
+        counter = chosen.counter
+        original = sum(counter.count_many([d.text for d in documents])) if documents else 0
+        joined = counter.count("\n\n".join(d.text for d in documents if d.text))
+        target = chosen.resolve(joined)
+        self._compat_rate.value = min(target / original, 1.0) if original else 1.0
+        try:
+            return super().compress(documents, query=query, budget=chosen)
+        finally:
+            self._compat_rate.value = None
+
+    def score_units(self, documents, query, counter) -> Units:
+        if self.llmlingua_compatible:
+            return self._llmlingua_units(documents)
+        classifier = self.classifier
+        doc, start, end = split_documents(documents, self.unit)
+        score = np.zeros(len(doc), dtype=np.float64)
+        for index, document in enumerate(documents):
+            rows = np.flatnonzero(doc == index)
+            if len(rows):
+                score[rows] = self.unit_keep_probabilities(classifier, document.text, start[rows], end[rows])
+        if self.document_filter is not None and len(documents) > 1:
+            score -= _FILTERED_PENALTY * ~kept_documents(doc, score, len(documents), self.document_filter)[doc]
+        return Units.build(doc, start, end, score)
+
+    def unit_keep_probabilities(self, classifier: TokenClassifier, text: str, unit_starts, unit_ends) -> np.ndarray:
+        """Mean keep probability of the sub-tokens in each unit of one document."""
+        encoded = classifier.encode(text)
+        if not len(encoded):
+            return np.zeros(len(unit_starts))
+        window = min(self.window_tokens or classifier.max_length, classifier.max_length)
+        _, sentence_ends = sentence_spans(text)
+        sentence_cuts = np.searchsorted(encoded.starts, sentence_ends, side="left")
+        word_cuts = np.flatnonzero(encoded.starts[1:] > encoded.ends[:-1]) + 1  # a gap before the token
+        windows = plan_windows(len(encoded), window - 2, sentence_cuts, word_cuts)
+        sequences, offset = [], 0
+        for a, b in windows:
+            sequence, offset = with_special_tokens(classifier.tokenizer, encoded.ids[a:b])
+            sequences.append(sequence)
+        probs = classifier.keep_probabilities(sequences, max_batch_tokens=self.batch_tokens)
+        token_probs = np.concatenate([p[offset : offset + (b - a)] for p, (a, b) in zip(probs, windows)])
+        unit_of_token = token_units(encoded.starts, np.asarray(unit_starts), np.asarray(unit_ends))
+        return unit_mean(token_probs, unit_of_token, len(unit_starts))
+
+    def _llmlingua_units(self, documents) -> Units:
+        """Only the words llmlingua keeps become units, so the solver returns exactly them when they fit."""
+        from ctxzip.token_level.llmlingua2 import llmlingua_keep, llmlingua_words
+
+        rate = getattr(self._compat_rate, "value", None)
+        reduce_rate = max(0.0, 1.0 - (1.0 if rate is None else rate))
+        classifier = self.classifier
+        docs, starts, ends, scores = [], [], [], []
+        for index, document in enumerate(documents):
+            words = llmlingua_words(classifier, document.text, self.force_tokens, self.keep_digits)
+            if not len(words):
+                continue
+            keep = llmlingua_keep(words, reduce_rate)
+            # Each word owns the text between the previous word and itself (spaces, skipped [UNK]s).
+            unit_starts = np.concatenate([[0], words.ends[:-1]])
+            unit_ends = words.ends.copy()
+            unit_ends[-1] = len(document.text)
+            docs.append(np.full(int(keep.sum()), index))
+            starts.append(unit_starts[keep])
+            ends.append(unit_ends[keep])
+            scores.append(words.probs[keep].astype(np.float64))
+        if not docs:
+            return Units.empty()
+        return Units.build(np.concatenate(docs), np.concatenate(starts), np.concatenate(ends), np.concatenate(scores))
+
+
+def kept_documents(unit_doc: np.ndarray, score: np.ndarray, n_documents: int, share: float) -> np.ndarray:
+    """Which documents survive the coarse filter: the top `share` by mean unit keep probability."""
+    sums = np.bincount(unit_doc, weights=score, minlength=n_documents)
+    counts = np.bincount(unit_doc, minlength=n_documents)
+    means = np.where(counts > 0, sums / np.maximum(counts, 1), -np.inf)
+    n_keep = max(1, int(np.ceil(share * n_documents)))
+    keep = np.zeros(n_documents, dtype=bool)
+    keep[np.argsort(-means, kind="stable")[:n_keep]] = True
+    return keep

@@ -1,0 +1,158 @@
+"""Token-classification inference: load a checkpoint once, run it over windows, return keep probabilities.
+
+The whole input is tokenised once with character offsets (the fast tokenizer's Rust encoder), cut into
+windows at sentence ends, and the windows are run in length-sorted batches under `inference_mode`.
+On the CPU the Linear layers can be int8 (torch dynamic quantization): the forward is ~95% of the time.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ctxzip.errors import InvalidInputError, ModelNotAvailableError
+from ctxzip.token_level.windows import batch_by_length
+
+TOKEN_CLASSIFIER_SUFFIX = "ForTokenClassification"
+
+
+@dataclass
+class Encoded:
+    """One text as token ids with character offsets [starts, ends) into that text."""
+
+    ids: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
+class TokenClassifier:
+    """A loaded checkpoint: model, fast tokenizer and what inference needs to know about them."""
+
+    name: str
+    model: object
+    tokenizer: object
+    device: str
+    max_length: int
+    quantized: bool
+
+    def encode(self, text: str) -> Encoded:
+        """Token ids and offsets of `text` without special tokens, in one call to the Rust encoder."""
+        encoding = self.tokenizer.backend_tokenizer.encode(text, add_special_tokens=False)
+        ids = np.asarray(encoding.ids, dtype=np.int64)
+        offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+        return Encoded(ids, offsets[:, 0], offsets[:, 1])
+
+    def keep_probabilities(
+        self,
+        sequences: list[np.ndarray],
+        max_batch_tokens: int = 8192,
+        max_batch_size: int = 64,
+        pad_to: int | None = None,
+    ) -> list[np.ndarray]:
+        """P(label 1 = keep) for every position of every sequence (special tokens included).
+
+        `sequences` already carry their special tokens. Batches group similar lengths; `pad_to`
+        pads every sequence to a fixed width (only to mimic llmlingua's batches).
+        """
+        import torch
+
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        if pad_to is not None:
+            lengths = np.full(len(sequences), pad_to, dtype=np.int64)
+        results: list[np.ndarray | None] = [None] * len(sequences)
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        if pad_to is not None:  # llmlingua keeps its order and fixed-size batches
+            batches = [np.arange(i, min(i + max_batch_size, len(sequences))) for i in range(0, len(sequences), max_batch_size)]
+        else:
+            batches = batch_by_length(lengths, max_batch_tokens, max_batch_size)
+        with torch.inference_mode():
+            for batch in batches:
+                width = int(lengths[batch].max())
+                ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+                mask = np.zeros((len(batch), width), dtype=np.int64)
+                for row, index in enumerate(batch.tolist()):
+                    ids[row, : len(sequences[index])] = sequences[index]
+                    mask[row, : len(sequences[index])] = 1
+                logits = self.model(
+                    input_ids=torch.from_numpy(ids).to(self.device),
+                    attention_mask=torch.from_numpy(mask).to(self.device),
+                ).logits.float()
+                if logits.shape[-1] == 1:
+                    probs = torch.sigmoid(logits[..., 0])
+                else:
+                    probs = torch.softmax(logits, dim=-1)[..., 1]
+                probs = probs.cpu().numpy()
+                for row, index in enumerate(batch.tolist()):
+                    results[index] = probs[row, : len(sequences[index])]
+        return results  # type: ignore[return-value]
+
+
+def _architectures(path: str) -> list[str]:
+    config = Path(path) / "config.json"
+    if config.exists():
+        return json.loads(config.read_text()).get("architectures") or []
+    return []
+
+
+@functools.lru_cache(maxsize=4)
+def load_token_classifier(name: str, device: str = "auto", quantize: str | None = None, allow_random_head: bool = False) -> TokenClassifier:
+    """Load a token-classification checkpoint (local path, embedded alias or hub id) once.
+
+    A checkpoint without a token-classification head (e.g. the bare MiniLM encoder) is refused
+    unless `allow_random_head`: its fresh head is random and its selection meaningless.
+    """
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from ctxzip.models import resolve_device, resolve_dtype, resolve_model_path
+
+    device = resolve_device(device)
+    path = resolve_model_path(name)
+    architectures = _architectures(path)
+    if architectures and not any(a.endswith(TOKEN_CLASSIFIER_SUFFIX) for a in architectures) and not allow_random_head:
+        raise ModelNotAvailableError(
+            f"{name!r} is a {architectures[0]}, not a token classifier; pass a *ForTokenClassification checkpoint, "
+            "or allow_random_head=True to put an untrained keep/drop head on it (for speed tests only)"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForTokenClassification.from_pretrained(path, dtype=resolve_dtype(device))
+    except OSError as exc:
+        raise ModelNotAvailableError(f"could not load token classifier {name!r} offline: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelNotAvailableError(f"{name!r} has no fast tokenizer; offsets are needed to map tokens to words")
+    # Some tokenizer.json files (MiniLM's) carry truncation to 128 tokens; we window ourselves.
+    tokenizer.backend_tokenizer.no_truncation()
+    tokenizer.backend_tokenizer.no_padding()
+    model = model.to(device).eval()
+    quantized = False
+    if quantize not in (None, "none", "int8"):
+        raise InvalidInputError(f"quantize must be None, 'none' or 'int8', got {quantize!r}")
+    if quantize == "int8":
+        if device != "cpu":
+            raise InvalidInputError("int8 dynamic quantization runs on the CPU only; use half precision on CUDA")
+        import torch
+
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        quantized = True
+    max_length = int(min(getattr(tokenizer, "model_max_length", 512) or 512, 512))
+    position_limit = getattr(model.config, "max_position_embeddings", 512)
+    if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        position_limit -= 2  # positions start after the padding index
+    return TokenClassifier(str(name), model, tokenizer, device, min(max_length, position_limit), quantized)
+
+
+def with_special_tokens(tokenizer, ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """([CLS] ids [SEP] or <s> ids </s>, the number of special tokens in front) as in training."""
+    cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    head = [cls_id] if cls_id is not None else []
+    tail = [sep_id] if sep_id is not None else []
+    return np.concatenate([np.asarray(head, dtype=np.int64), ids, np.asarray(tail, dtype=np.int64)]), len(head)
