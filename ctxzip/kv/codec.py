@@ -1,0 +1,90 @@
+"""`KVCodec`: a transformers KV cache <-> bytes, CacheGen-style (see chunk.py and docs/kv-format.md).
+
+    codec = KVCodec(level="good", config=model.config)
+    data = codec.encode(outputs.past_key_values)
+    cache = codec.decode(data, device="cpu")        # a DynamicCache the model continues from
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ctxzip.errors import BudgetTooSmallError, InvalidBudgetError
+from ctxzip.kv.format import KVFormatError
+from ctxzip.kv.layout import cache_layers
+from ctxzip.kv.levels import LEVELS, resolve_level
+from ctxzip.kv.stream import StreamDecoder, encode_stream
+
+
+@dataclass(frozen=True)
+class KVBudget:
+    """A size cap for an encoded cache: `bytes=N`, or `ratio=r` of the cache's size in fp16."""
+
+    bytes: int | None = None
+    ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.bytes is None) == (self.ratio is None):
+            raise InvalidBudgetError("give exactly one of KVBudget(bytes=N) or KVBudget(ratio=r)")
+        if self.bytes is not None and (isinstance(self.bytes, bool) or not isinstance(self.bytes, int) or self.bytes < 1):
+            raise InvalidBudgetError(f"KVBudget bytes must be a positive int, got {self.bytes!r}")
+        if self.ratio is not None and not (isinstance(self.ratio, (int, float)) and 0 < self.ratio <= 1):
+            raise InvalidBudgetError(f"KVBudget ratio must be in (0, 1], got {self.ratio!r}")
+
+    def resolve(self, fp16_bytes: int) -> int:
+        return self.bytes if self.bytes is not None else int(self.ratio * fp16_bytes)
+
+
+def as_kv_budget(budget) -> KVBudget:
+    """KVBudget as is; ctxzip.Budget(ratio=r) as a ratio against fp16; anything else is refused."""
+    if isinstance(budget, KVBudget):
+        return budget
+    ratio = getattr(budget, "ratio", None)
+    if ratio is not None:
+        return KVBudget(ratio=ratio)
+    raise InvalidBudgetError("a KV cache budget is KVBudget(bytes=N), KVBudget(ratio=r) or Budget(ratio=r); "
+                             "token budgets do not apply to KV caches")
+
+
+def fp16_bytes(cache) -> int:
+    """Size of the cache's keys and values stored as fp16: the reference for ratios and bits/value."""
+    return sum(2 * (keys.numel() + values.numel()) for keys, values in cache_layers(cache))
+
+
+class KVCodec:
+    """Encode/decode KV caches of decoder models with standard (incl. grouped-query) attention."""
+
+    def __init__(self, level: int | str = "good", chunk_size: int = 256, config=None) -> None:
+        self.level = resolve_level(level)
+        self.chunk_size = chunk_size
+        self.config = config
+
+    @classmethod
+    def for_model(cls, model, **options) -> "KVCodec":
+        return cls(config=model.config, **options)
+
+    def encode(self, cache, budget=None, level: int | str | None = None) -> bytes:
+        """The whole stream as bytes; with a budget, the best level whose stream fits it."""
+        if budget is None:
+            return b"".join(encode_stream(cache, self.level if level is None else level, self.chunk_size, self.config))
+        cap = as_kv_budget(budget).resolve(fp16_bytes(cache))
+        # Levels get smaller as their number grows: binary search for the best one that fits.
+        low, high, best = 0, max(LEVELS), None
+        while low <= high:
+            middle = (low + high) // 2
+            data = b"".join(encode_stream(cache, middle, self.chunk_size, self.config))
+            if len(data) <= cap:
+                best, high = data, middle - 1
+            else:
+                low = middle + 1
+        if best is None:
+            raise BudgetTooSmallError(f"even the smallest KV level needs more than {cap} bytes")
+        return best
+
+    def decode(self, data: bytes, device: str = "cpu"):
+        """A DynamicCache on `device`; raises KVFormatError on any damaged or foreign stream."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise KVFormatError(f"decode expects bytes, got {type(data).__name__}")
+        decoder = StreamDecoder(device=device, config=self.config)
+        decoder.feed(bytes(data))
+        return decoder.finish()

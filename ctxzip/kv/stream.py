@@ -1,0 +1,170 @@
+"""Streaming: `encode_stream(cache)` yields frames; `StreamDecoder` grows a DynamicCache as they arrive."""
+
+from __future__ import annotations
+
+import struct
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ctxzip.kv.chunk import decode_chunk, encode_chunk
+from ctxzip.kv.format import (
+    FRAME_CHUNK, FRAME_END, FRAME_HEADER, FRAME_TEXT, FrameReader, KVFormatError, StreamHeader,
+    config_geometry, model_fingerprint, pack_frame, stream_prefix,
+)
+from ctxzip.kv.layout import DTYPES, SUPPORTED_DTYPES, cache_to_rows, rows_to_layers
+from ctxzip.kv.levels import LEVELS, resolve_level
+
+_END = struct.Struct("<II")  # chunks (KV or text), tokens
+_TEXT = struct.Struct("<II")  # token_start, n_tokens; then int32 token ids
+
+
+def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, config=None, controller=None,
+                  token_ids=None) -> Iterator[bytes]:
+    """Frames of an encoded cache: prefix + header first, one frame per chunk of tokens, then END.
+
+    With a `controller` (see `controller.py`) the level is chosen per chunk, and a chunk may be sent
+    as its token ids (`token_ids`, 1-D) for the receiver to recompute.
+    """
+    level_id = resolve_level(level)
+    if not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size > 65535:
+        raise KVFormatError(f"chunk_size must be an int in 1..65535, got {chunk_size!r}")
+    rows, (n_layers, batch, heads, dim) = cache_to_rows(cache)
+    tokens = rows.shape[1]
+    if config is not None and config_geometry(config) != (n_layers, heads, dim):
+        raise KVFormatError(f"cache geometry {(n_layers, heads, dim)} does not match the model config "
+                            f"{config_geometry(config)} (layers, kv heads, head dim)")
+    if token_ids is not None:
+        token_ids = torch.as_tensor(token_ids).reshape(-1)
+        if token_ids.numel() != tokens:
+            raise KVFormatError(f"token_ids has {token_ids.numel()} ids for a cache of {tokens} tokens")
+    header = StreamHeader(n_layers, heads, dim, SUPPORTED_DTYPES[rows.dtype], chunk_size, level_id, tokens,
+                          batch, model_fingerprint(config) if config is not None else bytes(8))
+    yield stream_prefix() + pack_frame(FRAME_HEADER, 0, header.pack())
+    seq = 1
+    sink = LEVELS[level_id].sink_tokens
+    for start in range(0, tokens, chunk_size):
+        piece = rows[:, start:start + chunk_size]
+        chunk_sink = max(0, sink - start)
+        if controller is None:
+            payload = encode_chunk(piece, start, level_id, n_layers, chunk_sink)
+            kind = FRAME_CHUNK
+        else:
+            choice = controller.choose_for_chunk(
+                lambda lvl: encode_chunk(piece, start, lvl, n_layers, max(0, LEVELS[lvl].sink_tokens - start)),
+                n_tokens=piece.shape[1], can_send_text=token_ids is not None)
+            if choice.level is None:
+                ids = token_ids[start:start + chunk_size].numpy().astype("<i4")
+                payload, kind = _TEXT.pack(start, ids.size) + ids.tobytes(), FRAME_TEXT
+            else:
+                payload, kind = choice.payload, FRAME_CHUNK
+        yield pack_frame(kind, seq, payload)
+        seq += 1
+    yield pack_frame(FRAME_END, seq, _END.pack(seq - 1, tokens))
+
+
+class StreamDecoder:
+    """Feed stream bytes in any pieces; chunks are decoded into `cache` as soon as they are complete.
+
+    `config` (a model config) makes the decoder refuse streams of another geometry or model;
+    `model` lets it recompute chunks the sender sent as text.
+    """
+
+    def __init__(self, device: str = "cpu", config=None, model=None) -> None:
+        from transformers import DynamicCache
+
+        self.device = device
+        self.config = config if config is not None else getattr(model, "config", None)
+        self.model = model
+        self.cache = DynamicCache()
+        self.header: StreamHeader | None = None
+        self.tokens = 0
+        self.chunks = 0
+        self.complete = False
+        self._reader = FrameReader()
+
+    def feed(self, data: bytes) -> int:
+        """Add bytes; returns how many tokens the cache gained."""
+        before = self.tokens
+        for kind, payload in self._reader.feed(data):
+            self._frame(kind, payload)
+        return self.tokens - before
+
+    def finish(self):
+        """The decoded cache; raises if the stream stopped before its END frame."""
+        if not self.complete:
+            total = self.header.n_tokens if self.header else "?"
+            raise KVFormatError(f"truncated KV stream: ended after {self.tokens} of {total} tokens "
+                                f"({self._reader.pending_bytes} bytes of an incomplete frame left)")
+        if self._reader.pending_bytes:
+            raise KVFormatError(f"{self._reader.pending_bytes} bytes of data after the END frame of a KV stream")
+        return self.cache
+
+    def _frame(self, kind: int, payload: bytes) -> None:
+        if self.complete:
+            raise KVFormatError("data after the END frame of a KV stream")
+        if self.header is None:
+            if kind != FRAME_HEADER:
+                raise KVFormatError("KV stream does not start with a header frame")
+            self._check_header(StreamHeader.unpack(payload))
+            return
+        if kind == FRAME_HEADER:
+            raise KVFormatError("second header frame in a KV stream")
+        if kind == FRAME_END:
+            self._end(payload)
+        elif kind == FRAME_CHUNK:
+            self._chunk(payload)
+        else:
+            self._text(payload)
+        self.chunks += kind != FRAME_END
+
+    def _check_header(self, header: StreamHeader) -> None:
+        if self.config is not None:
+            expected = config_geometry(self.config)
+            if header.geometry != expected:
+                raise KVFormatError(f"KV stream is for geometry {header.geometry} (layers, kv heads, head dim); "
+                                    f"this model has {expected}")
+            if header.fingerprint != bytes(8) and header.fingerprint != model_fingerprint(self.config):
+                raise KVFormatError("KV stream was made by another model (fingerprint mismatch)")
+        self.header = header
+
+    def _chunk(self, payload: bytes) -> None:
+        h = self.header
+        rows = h.n_layers * 2 * h.batch * h.n_heads
+        info, tensor = decode_chunk(payload, rows, h.head_dim, DTYPES[h.dtype], self.device, h.n_layers)
+        self._check_span(info.token_start, info.n_tokens)
+        for layer, (keys, values) in enumerate(rows_to_layers(tensor, h.n_layers, h.batch, h.n_heads)):
+            self.cache.update(keys, values, layer)
+        self.tokens += info.n_tokens
+
+    def _text(self, payload: bytes) -> None:
+        if len(payload) < _TEXT.size:
+            raise KVFormatError("text frame too short")
+        start, n = _TEXT.unpack_from(payload)
+        if len(payload) != _TEXT.size + 4 * n:
+            raise KVFormatError("text frame length does not match its token count")
+        self._check_span(start, n)
+        if self.model is None:
+            raise KVFormatError(f"KV stream sends tokens {start}..{start + n} as text to recompute; "
+                                "give StreamDecoder(model=...) to recompute them")
+        ids = torch.from_numpy(np.frombuffer(payload, "<i4", n, _TEXT.size).astype(np.int64))
+        ids = ids[None].expand(self.header.batch, -1).to(self.model.device)
+        with torch.no_grad():
+            self.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
+        self.tokens += n
+
+    def _check_span(self, start: int, n: int) -> None:
+        if start != self.tokens:
+            raise KVFormatError(f"KV stream chunk starts at token {start}, expected {self.tokens}")
+        if n == 0 or n > self.header.chunk_size or start + n > self.header.n_tokens:
+            raise KVFormatError(f"KV stream chunk of {n} tokens at {start} does not fit the header")
+
+    def _end(self, payload: bytes) -> None:
+        if len(payload) != _END.size:
+            raise KVFormatError("END frame has the wrong size")
+        chunks, tokens = _END.unpack(payload)
+        if chunks != self.chunks or tokens != self.tokens or tokens != self.header.n_tokens:
+            raise KVFormatError(f"KV stream incomplete: END says {chunks} chunks / {tokens} tokens, "
+                                f"received {self.chunks} / {self.tokens} (header: {self.header.n_tokens})")
+        self.complete = True

@@ -1,0 +1,125 @@
+"""KVCodec round trips, lossless exactness, geometry, budgets."""
+
+import pytest
+import torch
+
+from ctxzip import Budget
+from ctxzip.errors import BudgetTooSmallError, InvalidBudgetError
+from ctxzip.kv import LEVELS, KVBudget, KVCodec, KVFormatError, fp16_bytes
+from kv_models import layers_of, tiny_cache, tiny_config
+
+
+def max_relative_error(original, decoded):
+    errors = []
+    for (k, v), layer in zip(layers_of(original), decoded.layers):
+        for a, b in ((k, layer.keys), (v, layer.values)):
+            errors.append(((a.float() - b.float()).abs().max() / a.float().abs().max()).item())
+    return max(errors)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "gpt_neox"])
+def test_every_level_round_trips_and_the_model_continues(arch):
+    model, ids, cache = tiny_cache(arch, tokens=40)
+    errors = []
+    for level in LEVELS:
+        codec = KVCodec(level=level, chunk_size=16, config=model.config)
+        decoded = codec.decode(codec.encode(cache))
+        assert decoded.get_seq_length() == 40
+        assert decoded.layers[0].keys.shape == cache.layers[0].keys.shape
+        assert decoded.layers[0].keys.dtype == cache.layers[0].keys.dtype
+        errors.append(max_relative_error(cache, decoded))
+        with torch.no_grad():
+            logits = model(input_ids=ids[:, :3], past_key_values=decoded).logits
+        assert torch.isfinite(logits).all() and decoded.get_seq_length() == 43
+    assert errors[0] == 0.0  # lossless
+    assert all(0 < e < 0.5 for e in errors[1:])
+    assert errors[1] < errors[-1]  # finer levels are more precise
+
+
+def test_lossy_error_is_at_most_half_a_step():
+    _, _, cache = tiny_cache(tokens=64)
+    from ctxzip.kv.layout import cache_to_rows
+    from ctxzip.kv.quant import head_statistics
+
+    rows, _ = cache_to_rows(cache)
+    codec = KVCodec(level=3, chunk_size=64)
+    decoded, _ = cache_to_rows(codec.decode(codec.encode(cache)))
+    sink = LEVELS[3].sink_tokens
+    assert torch.allclose(decoded[:, :sink], rows[:, :sink].half().float())
+    _, rms = head_statistics(rows[:, sink:])
+    bound = rms * LEVELS[3].key_step * min(LEVELS[3].step_scales(3)) * 0.5
+    error = (decoded[:, sink:] - rows[:, sink:]).abs().amax(dim=(1, 2))
+    # shallow rows have the smaller step; every row is within half of its own step, and at least that small one
+    assert (error <= rms * max(LEVELS[3].key_step, LEVELS[3].value_step) * 0.5 + 1e-3).all()
+    assert (error > 0).any() and bound.min() > 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_lossless_is_bit_exact(dtype):
+    _, _, cache = tiny_cache(tokens=33)
+    layers = [(k.to(dtype), v.to(dtype)) for k, v in layers_of(cache)]
+    layers[1][0][0, 0, 5, 3] = float("inf")  # special values survive too
+    layers[1][1][0, 1, 7, 2] = -0.0
+    codec = KVCodec(level="lossless", chunk_size=10)
+    decoded = codec.decode(codec.encode(layers))
+    for (k, v), layer in zip(layers, decoded.layers):
+        assert torch.equal(k.view(torch.int16 if dtype != torch.float32 else torch.int32),
+                           layer.keys.view(torch.int16 if dtype != torch.float32 else torch.int32))
+        assert torch.equal(v, layer.values)
+
+
+def test_batch_of_two_round_trips():
+    _, _, cache = tiny_cache(tokens=20)
+    layers = [(torch.cat([k, k.flip(2)]), torch.cat([v, v * 2])) for k, v in layers_of(cache)]
+    decoded = KVCodec(level=0).decode(KVCodec(level=0).encode(layers))
+    assert all(torch.equal(k, layer.keys) and torch.equal(v, layer.values) for (k, v), layer in zip(layers, decoded.layers))
+
+
+def test_lossy_levels_shrink_a_larger_cache():
+    _, _, cache = tiny_cache(tokens=256)
+    sizes = [len(KVCodec(level=level).encode(cache)) for level in LEVELS]
+    assert sizes[0] < fp16_bytes(cache) * 2  # fp32 lossless beats raw fp32
+    assert all(a > b for a, b in zip(sizes[1:], sizes[2:]))
+    assert sizes[-1] < fp16_bytes(cache) / 2
+
+
+def test_stream_from_another_geometry_or_model_is_refused():
+    model, _, cache = tiny_cache("llama")
+    data = KVCodec(config=model.config).encode(cache)
+    with pytest.raises(KVFormatError, match="geometry"):
+        KVCodec(config=tiny_config("qwen2")).decode(data)
+    with pytest.raises(KVFormatError, match="another model"):
+        KVCodec(config=tiny_config("llama", vocab_size=999)).decode(data)
+    with pytest.raises(KVFormatError, match="geometry"):
+        KVCodec(config=tiny_config("qwen2")).encode(cache)
+    assert KVCodec().decode(data).get_seq_length() == 40  # no config: geometry comes from the header
+
+
+def test_budgets():
+    _, _, cache = tiny_cache(tokens=128)
+    fp16 = fp16_bytes(cache)
+    codec = KVCodec()
+    data = codec.encode(cache, budget=KVBudget(ratio=0.45))
+    assert len(data) <= 0.45 * fp16
+    assert len(codec.encode(cache, budget=KVBudget(bytes=len(data)))) <= len(data)
+    assert len(codec.encode(cache, budget=Budget(ratio=0.45))) == len(data)
+    with pytest.raises(BudgetTooSmallError):
+        codec.encode(cache, budget=KVBudget(bytes=100))
+    with pytest.raises(InvalidBudgetError, match="token budgets"):
+        codec.encode(cache, budget=Budget(tokens=100))
+    with pytest.raises(InvalidBudgetError):
+        KVBudget(bytes=0)
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(KVFormatError, match="unknown KV level"):
+        KVCodec(level="best")
+    with pytest.raises(KVFormatError, match="not a KV cache"):
+        KVCodec().encode("text")
+    with pytest.raises(KVFormatError, match="bytes"):
+        KVCodec().decode("text")
+    k = torch.zeros(1, 2, 4, 8)
+    with pytest.raises(KVFormatError, match="expected both"):
+        KVCodec().encode([(k, k), (k, torch.zeros(1, 2, 5, 8))])
+    with pytest.raises(KVFormatError, match="not supported"):
+        KVCodec().encode([(k.double(), k.double())])

@@ -1,0 +1,54 @@
+"""Triton kernels equal the torch reference, run on the CPU under TRITON_INTERPRET=1.
+
+The interpreter must be switched on before triton is imported, so the comparison runs in a fresh
+interpreter process.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("triton")
+
+SCRIPT = textwrap.dedent("""
+    import torch
+    from ctxzip.kv import kernels, quant
+
+    torch.manual_seed(0)
+    for rows, tokens, dim, group in [(3, 5, 16, 2), (6, 70, 64, 8), (2, 33, 24, 7), (1, 1, 8, 4)]:
+        x = torch.randn(rows, tokens, dim) * torch.rand(rows, 1, dim) * 10
+        x[0, 0, 0] = 0.5  # exact halves: the rounding rule must agree
+        mean = x.mean(1).half()
+        step = (x.std(dim=(1, 2)) * torch.rand(rows) * 0.3 + 1e-3).float()
+        q_ref, q_tri = quant.quantize(x, mean, step), kernels.triton_quantize(x, mean, step)
+        assert torch.equal(q_ref, q_tri), ("quantize", rows, tokens, dim)
+        assert torch.equal(quant.quantize(x.half(), mean, step), kernels.triton_quantize(x.half(), mean, step))
+        assert torch.equal(quant.dequantize(q_ref, mean, step), kernels.triton_dequantize(q_ref, mean, step))
+        d_ref, d_tri = quant.anchor_delta(q_ref, group), kernels.triton_anchor_delta(q_ref, group)
+        assert torch.equal(d_ref, d_tri), ("delta", rows, tokens, dim, group)
+        assert torch.equal(quant.undo_anchor_delta(d_ref, group), kernels.triton_undo_anchor_delta(d_ref, group))
+        assert torch.equal(quant.undo_anchor_delta(d_ref, group), q_ref)
+    print("kernels equal")
+""")
+
+
+def test_triton_kernels_equal_torch_reference_under_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "kernels equal" in done.stdout
+
+
+def test_cpu_tensors_use_the_torch_reference():
+    import torch
+
+    from ctxzip.kv import kernels, quant
+
+    x = torch.randn(2, 9, 8)
+    mean, step = x.mean(1).half(), torch.tensor([0.1, 0.2])
+    assert torch.equal(kernels.quantize(x, mean, step), quant.quantize(x, mean, step))
+    q = quant.quantize(x, mean, step)
+    assert torch.equal(kernels.undo_anchor_delta(kernels.anchor_delta(q, 4), 4), q)
