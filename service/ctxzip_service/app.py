@@ -28,7 +28,7 @@ from ctxzip_service.logs import get_logger, log_event
 from ctxzip_service.metrics import Metrics
 from ctxzip_service.middleware import EdgeMiddleware
 from ctxzip_service.policy import Plan, plan_compression, resolve_policy, rewrite_messages
-from ctxzip_service.proxy import UpstreamProxy, make_upstream_client
+from ctxzip_service.proxy import UpstreamProxy, make_upstream_clients
 from ctxzip_service.schemas import (
     ChatCompletionRequest, ChatMessage, CompressRequest, CompressResponse, ErrorResponse, Health, PolicyIn,
 )
@@ -61,12 +61,13 @@ def _bearer(value: str | None) -> str | None:
 
 
 def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.AsyncClient | None = None) -> FastAPI:
+    """The sidecar app. `upstream_client` replaces the upstream connection pools (tests inject one)."""
     settings = settings or ServiceSettings()
     metrics = Metrics()
     engine = CompressionEngine(settings, metrics)
     logger = get_logger()
     owns_client = upstream_client is None
-    proxy = UpstreamProxy(settings, upstream_client or make_upstream_client(settings))
+    proxy = UpstreamProxy(settings, [upstream_client] if upstream_client else make_upstream_clients(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -79,7 +80,7 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
             if task is not None and not task.done():
                 task.cancel()
             if owns_client:
-                await proxy.client.aclose()
+                await proxy.aclose()
 
     app = FastAPI(
         title="ctxzip sidecar",

@@ -57,6 +57,7 @@ class CompressionEngine:
         self._loading: dict[str, asyncio.Future] = {}
         self._limiter: anyio.CapacityLimiter | None = None
         self.ready = not settings.preload
+        self._methods: list[str] | None = None
         self.load_error: str | None = None
 
     @property
@@ -65,10 +66,12 @@ class CompressionEngine:
             self._limiter = anyio.CapacityLimiter(self.settings.compress_workers)
         return self._limiter
 
-    def methods(self) -> list[str]:
-        installed = available_methods()
-        allowed = self.settings.allowed_methods
-        return [m for m in installed if allowed is None or m in allowed]
+    def methods(self, refresh: bool = False) -> list[str]:
+        """Installed methods the operator allows; looked up once (it imports nothing but is not free)."""
+        if self._methods is None or refresh:
+            allowed = self.settings.allowed_methods
+            self._methods = [m for m in available_methods() if allowed is None or m in allowed]
+        return self._methods
 
     def loaded(self) -> list[str]:
         return sorted({key.split(" ", 1)[0] for key in self._loaded})
@@ -91,7 +94,7 @@ class CompressionEngine:
 
     def check_method(self, method: str | None, options: dict[str, Any]) -> str:
         method = method or self.settings.default_method
-        if method not in self.methods():
+        if method not in self.methods() and method not in self.methods(refresh=True):  # registered since?
             raise ServiceError(400, "unknown_method", f"unknown method {method!r}; available: {', '.join(self.methods())}")
         blocked = sorted(set(options) & set(self.settings.blocked_options))
         if blocked:

@@ -7,8 +7,21 @@ import json
 import logging
 import time
 
+import asyncio
+import sys
+
 import anyio
 
+# asyncio's own timeout is several times cheaper per request than anyio's cancel scope (3.11+).
+if sys.version_info >= (3, 11):
+    deadline = asyncio.timeout
+else:  # pragma: no cover
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def deadline(seconds: float):
+        with anyio.fail_after(seconds):
+            yield
 from ctxzip_service.logs import log_event
 from ctxzip_service.metrics import Metrics
 from ctxzip_service.settings import ServiceSettings
@@ -65,7 +78,7 @@ class EdgeMiddleware:
             try:
                 # Time to the response start; a stream already under way is bounded by the upstream
                 # client's read timeout between chunks instead.
-                with anyio.fail_after(self.settings.request_timeout_s):
+                async with deadline(self.settings.request_timeout_s):
                     await self.app(scope, receive, send_observed)
             except TimeoutError:
                 if not answered:

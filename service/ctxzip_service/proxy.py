@@ -7,6 +7,7 @@ arrives. The caller's API key goes upstream in the Authorization header and nowh
 
 from __future__ import annotations
 
+import ssl
 from typing import Mapping
 
 import httpx
@@ -24,12 +25,23 @@ HOP_BY_HOP = frozenset({
 })
 
 
-def make_upstream_client(settings: ServiceSettings) -> httpx.AsyncClient:
+def make_upstream_clients(settings: ServiceSettings) -> list[httpx.AsyncClient]:
+    """Several small connection pools instead of one large one.
+
+    httpcore's pool re-examines every connection it holds (and probes idle sockets) each time a
+    request starts or ends, which costs O(connections^2) per request; with dozens of concurrent
+    upstream calls that bookkeeping was most of the sidecar's CPU time. Shards keep each pool small.
+    """
+    shards = max(1, min(settings.upstream_pool_shards, settings.upstream_max_connections))
+    per_shard = -(-settings.upstream_max_connections // shards)
+    tls = ssl.create_default_context()  # loading the CA bundle once, not once per shard
+    return [_client(settings, per_shard, tls) for _ in range(shards)]
+
+
+def _client(settings: ServiceSettings, connections: int, tls: ssl.SSLContext) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        limits=httpx.Limits(
-            max_connections=settings.upstream_max_connections,
-            max_keepalive_connections=settings.upstream_max_connections,
-        ),
+        verify=tls,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         # `read` bounds the wait between two chunks of a stream, not the whole answer.
         timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.upstream_connect_timeout_s),
         follow_redirects=False,
@@ -38,9 +50,19 @@ def make_upstream_client(settings: ServiceSettings) -> httpx.AsyncClient:
 
 
 class UpstreamProxy:
-    def __init__(self, settings: ServiceSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: ServiceSettings, clients: list[httpx.AsyncClient]) -> None:
         self.settings = settings
-        self.client = client
+        self.clients = clients
+        self._in_flight = [0] * len(clients)
+
+    def _pick(self) -> int:
+        """The shard with the fewest requests under way, so no pool grows past what the load needs."""
+        counts = self._in_flight
+        return counts.index(min(counts))
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
 
     def request_headers(self, incoming: Mapping[str, str], authorization: str | None) -> dict[str, str]:
         """Headers for the upstream: the caller's, minus hop-by-hop, with the chosen Authorization."""
@@ -64,27 +86,38 @@ class UpstreamProxy:
         query: str = "",
     ) -> Response:
         url = f"{self.settings.upstream}{path}" + (f"?{query}" if query else "")
-        request = self.client.build_request(method, url, content=body, headers=headers)
+        shard = self._pick()
+        client = self.clients[shard]
+        self._in_flight[shard] += 1
         try:
-            upstream = await self.client.send(request, stream=True)
+            upstream = await client.send(client.build_request(method, url, content=body, headers=headers), stream=True)
         except httpx.TimeoutException as exc:
+            self._in_flight[shard] -= 1
             raise ServiceError(504, "upstream_timeout", f"the upstream did not answer in time ({type(exc).__name__})",
                                kind="upstream_error") from None
         except httpx.HTTPError as exc:
+            self._in_flight[shard] -= 1
             raise ServiceError(502, "upstream_unreachable", f"could not reach the upstream ({type(exc).__name__})",
                                kind="upstream_error") from None
+        except BaseException:
+            self._in_flight[shard] -= 1
+            raise
+
+        async def finish() -> None:
+            self._in_flight[shard] -= 1
+            await upstream.aclose()
+
         response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
         response_headers.update(extra_response_headers or {})
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-            return StreamingResponse(
-                upstream.aiter_raw(), status_code=upstream.status_code, headers=response_headers,
-                background=BackgroundTask(upstream.aclose),
-            )
+            # Relayed as the upstream sends it; the connection goes back to the pool when the stream ends.
+            return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
+                                     headers=response_headers, background=BackgroundTask(finish))
         try:
             content = await upstream.aread()
         except httpx.HTTPError as exc:
             raise ServiceError(502, "upstream_broken", f"the upstream answer broke off ({type(exc).__name__})",
                                kind="upstream_error") from None
         finally:
-            await upstream.aclose()
+            await finish()
         return Response(content, status_code=upstream.status_code, headers=response_headers)

@@ -32,6 +32,7 @@ class ServiceSettings(BaseSettings):
     compress_timeout_s: float = Field(30.0, gt=0)  # compression alone
     upstream_connect_timeout_s: float = Field(10.0, gt=0)
     upstream_max_connections: int = Field(512, ge=1)
+    upstream_pool_shards: int = Field(16, ge=1)  # small httpx pools instead of one big one (see proxy.py)
 
     default_method: str = "extractive"
     default_ratio: float = Field(0.5, gt=0, le=1)  # budget of the chat policy when the request names none
