@@ -102,8 +102,58 @@ def smollm2_path() -> Path:
     return target
 
 
+WEIGHTS = Path(__file__).parent / "weights"
+
+
+def shipped_token_classifier_path(name: str) -> Path | None:
+    """A full checkpoint for a head shipped in ctxzip/weights/<name>/ (e.g. "ctxzip/lingua-minilm-v1").
+
+    Only the fine-tuned top layers and head are shipped (a few MB); the first use merges them with
+    the MiniLM base from its package into CTXZIP_HOME, keyed by the head file's hash.
+    """
+    import hashlib
+    import json
+
+    short = name.split("/", 1)[1] if name.startswith("ctxzip/") else name
+    folder = WEIGHTS / short
+    if not (folder / "ctxzip_head.json").exists() or "/" in short:
+        return None
+    head = folder / "head.safetensors"
+    digest = hashlib.sha1(head.read_bytes()).hexdigest()[:12]
+    target = ctxzip_home() / "models" / f"{short}-{digest}"
+    if (target / "config.json").exists():
+        return target
+    from filelock import FileLock
+    from safetensors.torch import load_file
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").exists():
+            return target
+        config = json.loads((folder / "ctxzip_head.json").read_text())
+        base = resolve_model_path(config["base"])
+        id2label = {int(k): v for k, v in config["id2label"].items()}
+        model = AutoModelForTokenClassification.from_pretrained(
+            base, num_labels=config["num_labels"], id2label=id2label, label2id={v: k for k, v in id2label.items()}
+        )
+        state = {k: v.float() for k, v in load_file(str(head)).items()}
+        missing = set(state) - set(dict(model.named_parameters()))
+        if missing:
+            raise ModelNotAvailableError(f"{head} does not fit its base model: {sorted(missing)[:3]}")
+        model.load_state_dict(state, strict=False)
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        model.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(base).save_pretrained(tmp)
+        os.replace(tmp, target)
+    return target
+
+
 def resolve_model_path(name: str) -> str:
     """An embedded alias becomes its local folder; a path stays a path; anything else is a hub id."""
+    shipped = shipped_token_classifier_path(name) if name.startswith("ctxzip/") else None
+    if shipped is not None:
+        return str(shipped)
     key = embedded_key(name)
     if key == "minilm":
         return str(minilm_path())
@@ -196,7 +246,7 @@ def list_models() -> list[dict[str, str]]:
 
 def _shipped_models() -> list[dict[str, str]]:
     """Fine-tuned heads shipped in ctxzip/weights/<name>/ (each with a model card)."""
-    root = Path(__file__).parent / "weights"
+    root = WEIGHTS
     rows = []
     for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.exists() else []:
         rows.append(
