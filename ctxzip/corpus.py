@@ -13,6 +13,7 @@ compressed go to `errors.jsonl` with the reason; the job goes on. Engines: "loca
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -79,7 +80,7 @@ class CorpusJob:
     def fingerprint(self) -> dict[str, Any]:
         """What must be equal for a rerun to resume this job's output (engine and workers may differ)."""
         stat = self.input.stat()
-        return {
+        fingerprint = {
             "input": str(self.input.resolve()), "input_size": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
             "input_format": self.input_format, "output_format": self.output_format,
             "method": self.method, "method_options": self.method_options,
@@ -87,6 +88,8 @@ class CorpusJob:
             "text_field": self.text_field, "id_field": self.id_field, "query_field": self.query_field,
             "output_field": self.output_field, "shard_size": self.shard_size,
         }
+        # As the manifest will read it back (tuples become lists), so a rerun compares equal.
+        return json.loads(json.dumps(fingerprint, default=str))
 
 
 def run_corpus_job(job: CorpusJob) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ctxzip.errors import CtxzipError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   # a group stops reading options at its first argument unless told otherwise
-                  context_settings={"allow_interspersed_args": True},
+                  context_settings={"allow_interspersed_args": True}, subcommand_metavar="",
                   help="Compress every record of a JSONL, gzipped JSONL or Parquet file (resumable).")
 
 

@@ -162,3 +162,33 @@ def test_cli_runs_a_job_and_reports_errors_in_one_line(tmp_path):
     assert not (tmp_path / "o2").exists()  # nothing written for a job that cannot run
     both = runner.invoke(app, [str(path), str(tmp_path / "o3"), "--method", "truncate", "--no-progress"])
     assert both.exit_code == 2 and "exactly one of" in both.stderr
+
+
+class BatchCountingTruncate:
+    """A compressor with `compress_many` that records the batch sizes it was given."""
+
+    batches: list[int] = []
+
+    def __init__(self):
+        from ctxzip.compressors.truncate import TruncateCompressor
+
+        self.inner = TruncateCompressor()
+
+    def compress(self, inputs, query=None, budget=None):
+        return self.inner.compress(inputs, query=query, budget=budget)
+
+    def compress_many(self, items, budget=None):
+        BatchCountingTruncate.batches.append(len(items))
+        return [self.inner.compress(docs, query=query, budget=budget) for docs, query in items]
+
+
+def test_records_are_compressed_in_batches_and_a_bad_one_does_not_sink_its_batch(tmp_path):
+    records = make_records(23)
+    records[5]["text"] = "x"  # ratio 0.5 of one token is zero tokens: this record fails inside its batch
+    BatchCountingTruncate.batches = []
+    run_corpus_job(job(tmp_path, write_jsonl(tmp_path / "in.jsonl", records), method="test_corpus:BatchCountingTruncate",
+                       budget=None, ratio=0.5, batch_size=5, shard_size=10))
+    assert BatchCountingTruncate.batches == [5, 5, 5, 5, 3]  # shards of 10 cut into batches of 5
+    errors = [json.loads(line) for line in (tmp_path / "out" / "errors.jsonl").read_text().splitlines()]
+    assert [(e["position"], e["id"]) for e in errors] == [(5, "r5")] and "BudgetTooSmallError" in errors[0]["reason"]
+    assert [r["id"] for r in read_output(tmp_path / "out")] == [f"r{i}" for i in range(23) if i != 5]
