@@ -36,22 +36,22 @@ def test_every_level_round_trips_and_the_model_continues(arch):
     assert errors[1] < errors[-1]  # finer levels are more precise
 
 
-def test_lossy_error_is_at_most_half_a_step():
-    _, _, cache = tiny_cache(tokens=64)
+def test_lossy_error_is_at_most_half_a_step_and_sinks_are_kept():
     from ctxzip.kv.layout import cache_to_rows
+    from ctxzip.kv.levels import depth_layer_scales
     from ctxzip.kv.quant import head_statistics
 
-    rows, _ = cache_to_rows(cache)
-    codec = KVCodec(level=3, chunk_size=64)
-    decoded, _ = cache_to_rows(codec.decode(codec.encode(cache)))
-    sink = LEVELS[3].sink_tokens
-    assert torch.allclose(decoded[:, :sink], rows[:, :sink].half().float())
+    _, _, cache = tiny_cache(tokens=64)
+    rows, (n_layers, _, heads, _) = cache_to_rows(cache)
+    level = LEVELS[3]
+    decoded, _ = cache_to_rows(KVCodec(level=3, chunk_size=64).decode(KVCodec(level=3, chunk_size=64).encode(cache)))
+    sink = level.sink_tokens
+    assert torch.equal(decoded[:, :sink], rows[:, :sink].half().float())
     _, rms = head_statistics(rows[:, sink:])
-    bound = rms * LEVELS[3].key_step * min(LEVELS[3].step_scales(3)) * 0.5
+    step = rms * level.step * depth_layer_scales(n_layers).reshape(-1).repeat_interleave(heads)
     error = (decoded[:, sink:] - rows[:, sink:]).abs().amax(dim=(1, 2))
-    # shallow rows have the smaller step; every row is within half of its own step, and at least that small one
-    assert (error <= rms * max(LEVELS[3].key_step, LEVELS[3].value_step) * 0.5 + 1e-3).all()
-    assert (error > 0).any() and bound.min() > 0
+    assert (error <= step * 0.5 * 1.001 + 1e-6).all()
+    assert (error > step * 0.3).all()  # and the steps really are that coarse
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])

@@ -2,14 +2,16 @@
 
 A chunk is a tensor `[rows, tokens, head_dim]` with one row per (layer, key/value, batch x head).
 
-Lossy chunks: per-channel means and one step per row (from the level and the row's RMS), integer
-symbols q = round((x - mean) / step); in each (row, channel group) the encoder codes either q
-directly or, where it pays, anchor + deltas inside groups of tokens (`quant.anchor_delta`); every
-(row, channel group) segment gets its own symbol table (`entropy.py`). The first `sink` tokens of
-the whole cache are kept exactly in 16 bits (attention sinks carry much of the attention mass).
+Lossy chunks: per-channel means and one step per row (level step x layer scale x the row's RMS),
+integer symbols q = round((x - mean) / step). In each (row, channel group) the encoder codes either
+q directly or, where it pays, the anchors and the deltas to them inside groups of tokens
+(`quant.anchor_delta`); every segment gets its own symbol table (`entropy.py`). The first `sink`
+tokens of the whole cache are kept in 16 bits, losslessly coded (attention sinks draw much of the
+attention mass, so their errors cost the most).
 
-Lossless chunks: the bit pattern of every value split into bytes; the top byte (sign, exponent,
-first mantissa bits) gets a table per (row, channel group), the lower bytes one table per row.
+Lossless chunks: each value's bit pattern; its top byte (sign, exponent) is entropy-coded with a
+table per (row, channel group), for 4-byte values the second byte with a table per row; the
+remaining mantissa bytes are close to uniform and are stored raw.
 """
 
 from __future__ import annotations
@@ -23,14 +25,11 @@ import torch
 from ctxzip.kv import kernels
 from ctxzip.kv.entropy import decode_segments, encode_segments
 from ctxzip.kv.format import KVFormatError
-from ctxzip.kv.levels import LEVELS, Level
+from ctxzip.kv.levels import LEVELS
 from ctxzip.kv.quant import head_statistics
 
 _CHUNK = struct.Struct("<IIBBBBH")  # token_start, n_tokens, level, lossless, channel_group, anchor_group, sink
 MAX_SYMBOL_RANGE = 4000  # steps are widened if a row would need more symbols than this
-
-_BITS_VIEW = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32}
-
 
 @dataclass(frozen=True)
 class ChunkInfo:
@@ -39,97 +38,104 @@ class ChunkInfo:
     level: int
 
 
+def _element_size(dtype: torch.dtype) -> int:
+    return torch.empty(0, dtype=dtype).element_size()
+
+
 # ---- lossless: byte planes ------------------------------------------------------------------
 
-def _byte_planes(x: torch.Tensor) -> list[np.ndarray]:
-    """Bytes of each value's bit pattern, most significant first, each [R, T, D] int32."""
-    bits = x.contiguous().view(_BITS_VIEW[x.dtype]).numpy().astype(np.int64)
-    n_bytes = x.element_size()
-    return [((bits >> (8 * b)) & 0xFF).astype(np.int32) for b in reversed(range(n_bytes))]
+def _byte_planes(x: torch.Tensor) -> np.ndarray:
+    """[bytes, R, T, D] uint8, most significant byte first."""
+    raw = x.contiguous().view(torch.uint8).numpy().reshape(*x.shape, x.element_size())
+    return np.ascontiguousarray(np.moveaxis(raw[..., ::-1], -1, 0))  # little endian -> MSB first
 
 
-def _lossless_segments(x: torch.Tensor, group: int) -> list[np.ndarray]:
+def _encode_lossless(x: torch.Tensor, group: int) -> bytes:
     planes = _byte_planes(x)
     rows, tokens, dim = x.shape
-    top = planes[0].reshape(rows, tokens, dim // group, group).transpose(0, 2, 1, 3)
-    segments = [top[r, g].ravel() for r in range(rows) for g in range(dim // group)]
-    segments += [plane[r].ravel() for plane in planes[1:] for r in range(rows)]
-    return segments
+    top = planes[0].reshape(rows, tokens, dim // group, group).transpose(0, 2, 1, 3).reshape(rows * (dim // group), -1)
+    segments = list(top.astype(np.int32))
+    coded = 2 if len(planes) == 4 else 1  # fp32: the second byte still holds an exponent bit
+    if coded == 2:
+        segments += list(planes[1].reshape(rows, -1).astype(np.int32))
+    return encode_segments(segments) + planes[coded:].tobytes()
 
 
-def _lossless_sizes(rows: int, tokens: int, dim: int, group: int, n_bytes: int) -> list[int]:
-    return [tokens * group] * (rows * (dim // group)) + [tokens * dim] * (rows * (n_bytes - 1))
-
-
-def _from_lossless_segments(segments: list[np.ndarray], shape, dtype: torch.dtype, group: int) -> torch.Tensor:
+def _decode_lossless(view: memoryview, shape, dtype: torch.dtype, group: int) -> tuple[torch.Tensor, int]:
     rows, tokens, dim = shape
-    n_groups = dim // group
-    n_bytes = torch.empty(0, dtype=dtype).element_size()
-    top = np.stack(segments[: rows * n_groups]).reshape(rows, n_groups, tokens, group)
-    bits = top.transpose(0, 2, 1, 3).reshape(rows, tokens, dim).astype(np.uint32)
-    rest = segments[rows * n_groups:]
-    for b in range(n_bytes - 1):
-        plane = np.stack(rest[b * rows:(b + 1) * rows]).reshape(rows, tokens, dim).astype(np.uint32)
-        bits = (bits << 8) | plane
-    unsigned, signed = (np.uint16, np.int16) if n_bytes == 2 else (np.uint32, np.int32)
-    return torch.from_numpy(bits.astype(unsigned).view(signed)).view(dtype)
+    n_bytes = _element_size(dtype)
+    coded = 2 if n_bytes == 4 else 1
+    sizes = [tokens * group] * (rows * (dim // group)) + [tokens * dim] * (rows * (coded - 1))
+    symbols, used = decode_segments(view, sizes)
+    planes = np.empty((n_bytes, rows, tokens, dim), dtype=np.uint8)
+    top = symbols[: rows * tokens * dim].reshape(rows, dim // group, tokens, group)
+    planes[0] = top.transpose(0, 2, 1, 3).reshape(rows, tokens, dim)
+    if coded == 2:
+        planes[1] = symbols[rows * tokens * dim:].reshape(rows, tokens, dim)
+    raw_size = (n_bytes - coded) * rows * tokens * dim
+    if len(view) < used + raw_size:
+        raise KVFormatError("lossless chunk too short for its raw mantissa bytes")
+    planes[coded:] = np.frombuffer(view, np.uint8, raw_size, used).reshape(n_bytes - coded, rows, tokens, dim)
+    little_endian = np.ascontiguousarray(np.moveaxis(planes, 0, -1)[..., ::-1])
+    tensor = torch.from_numpy(little_endian.reshape(rows, tokens, dim * n_bytes)).view(dtype)
+    return tensor, used + raw_size
 
 
 # ---- lossy: quantization --------------------------------------------------------------------
 
-def _row_steps(x: torch.Tensor, rms: torch.Tensor, level: Level, n_layers: int) -> torch.Tensor:
-    rows = x.shape[0]
-    per_layer = rows // n_layers
-    layer_scale = torch.tensor(level.step_scales(n_layers)).repeat_interleave(per_layer)
-    kv_scale = torch.tensor([level.key_step, level.value_step]).repeat_interleave(per_layer // 2).repeat(n_layers)
-    step = rms * layer_scale * kv_scale
+def _row_steps(x: torch.Tensor, rms: torch.Tensor, relative_step: float, layer_scales: torch.Tensor) -> torch.Tensor:
+    """Step per row: relative step x (layer, key/value) scale x RMS, widened to bound the alphabet."""
+    per_layer_kind = x.shape[0] // layer_scales.numel()
+    step = rms * relative_step * layer_scales.reshape(-1).repeat_interleave(per_layer_kind)
     spread = (x.float().amax(dim=(1, 2)) - x.float().amin(dim=(1, 2))) / MAX_SYMBOL_RANGE
     return torch.maximum(step, torch.maximum(spread, torch.full_like(step, 1e-30))).float()
 
 
-def _delta_pays(q: torch.Tensor, d: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """[R, G] booleans: code deltas where their spread is below that of the symbols themselves."""
-    spread_q = q.float().std(dim=(2, 3), correction=0)
-    spread_d = d[:, :, ~anchors].float().std(dim=(2, 3), correction=0) if (~anchors).any() else spread_q
-    return spread_d < 0.9 * spread_q
+def _token_order(tokens: int, anchor_group: int) -> tuple[torch.Tensor, int]:
+    """Anchors first, then the other tokens: the order delta-coded segments are stored in."""
+    is_anchor = torch.arange(tokens) % anchor_group == 0
+    order = torch.cat([torch.nonzero(is_anchor).flatten(), torch.nonzero(~is_anchor).flatten()])
+    return order, int(is_anchor.sum())
 
 
-def encode_chunk(x: torch.Tensor, token_start: int, level_id: int, n_layers: int, sink: int) -> bytes:
-    """Payload of a chunk frame for x [R, T, D]; `sink` leading tokens are kept exactly."""
+def encode_chunk(x: torch.Tensor, token_start: int, level_id: int, layer_scales: torch.Tensor, sink: int) -> bytes:
+    """Payload of a chunk frame for x [R, T, D]; `sink` leading tokens are kept in 16 bits.
+
+    `layer_scales` [layers, 2] multiplies the level's step per (layer, key/value).
+    """
     level = LEVELS[level_id]
     rows, tokens, dim = x.shape
     group = level.channel_group if dim % level.channel_group == 0 else dim
     x = x.cpu()
     if level.lossless:
-        head = _CHUNK.pack(token_start, tokens, level_id, 1, group, 0, 0)
-        return head + encode_segments(_lossless_segments(x, group))
+        return _CHUNK.pack(token_start, tokens, level_id, 1, group, 0, 0) + _encode_lossless(x, group)
     sink = min(sink, tokens)
     parts = [_CHUNK.pack(token_start, tokens, level_id, 0, group, level.anchor_group, sink)]
     if sink:
-        parts.append(encode_segments(_lossless_segments(_as_16_bit(x[:, :sink]), group)))
-    body = x[:, sink:]
-    n = tokens - sink
+        parts.append(_encode_lossless(_as_16_bit(x[:, :sink]), group))
+    body, n = x[:, sink:], tokens - sink
     if n:
         mean, rms = head_statistics(body)
-        step = _row_steps(body, rms, level, n_layers)
+        step = _row_steps(body, rms, level.step, layer_scales)
         q = kernels.quantize(body, mean, step)
         d = kernels.anchor_delta(q, level.anchor_group)
         n_groups = dim // group
         qg = q.reshape(rows, n, n_groups, group).permute(0, 2, 1, 3)
-        dg = d.reshape(rows, n, n_groups, group).permute(0, 2, 1, 3)
-        anchors = torch.arange(n) % level.anchor_group == 0
-        use_delta = _delta_pays(qg, dg, anchors)
-        qg, dg, flags = qg.numpy(), dg.numpy(), use_delta.numpy()
-        a_mask = anchors.numpy()
+        order, n_anchors = _token_order(n, level.anchor_group)
+        dg = d.reshape(rows, n, n_groups, group).permute(0, 2, 1, 3)[:, :, order]
+        # deltas pay where they spread less than the symbols themselves (a proxy for their entropy)
+        if n > n_anchors:
+            spread = qg.float().std(dim=(2, 3), correction=0)
+            use_delta = dg[:, :, n_anchors:].float().std(dim=(2, 3), correction=0) < 0.9 * spread
+        else:
+            use_delta = torch.zeros(rows, n_groups, dtype=torch.bool)
+        chosen = torch.where(use_delta[:, :, None, None], dg, qg).reshape(rows * n_groups, n * group).numpy()
+        cut = n_anchors * group
         segments = []
-        for r in range(rows):
-            for g in range(n_groups):
-                if flags[r, g]:
-                    segments += [dg[r, g, a_mask].ravel(), dg[r, g, ~a_mask].ravel()]
-                else:
-                    segments.append(qg[r, g].ravel())
+        for flat, delta in zip(chosen, use_delta.flatten().tolist()):
+            segments += [flat[:cut], flat[cut:]] if delta else [flat]
         parts += [mean.numpy().astype("<f2").tobytes(), step.numpy().astype("<f4").tobytes(),
-                  flags.astype(np.uint8).tobytes(), encode_segments(segments)]
+                  use_delta.numpy().astype(np.uint8).tobytes(), encode_segments(segments)]
     return b"".join(parts)
 
 
@@ -137,59 +143,52 @@ def _as_16_bit(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float16, torch.bfloat16) else x.to(torch.float16)
 
 
-def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device: str,
-                 n_layers: int) -> tuple[ChunkInfo, torch.Tensor]:
+def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device: str) -> tuple[ChunkInfo, torch.Tensor]:
     """(info, tensor [R, T, D] in `dtype` on `device`) from a chunk frame payload."""
     if len(payload) < _CHUNK.size:
         raise KVFormatError("chunk frame too short")
     token_start, tokens, level_id, lossless, group, anchor_group, sink = _CHUNK.unpack_from(payload)
-    if level_id not in LEVELS or group == 0 or dim % group or sink > tokens or (not lossless and anchor_group == 0):
+    if (level_id not in LEVELS or group == 0 or dim % group or sink > tokens or tokens == 0
+            or (not lossless and anchor_group == 0)):
         raise KVFormatError(f"chunk frame has invalid parameters (level {level_id}, group {group}, sink {sink})")
     info = ChunkInfo(token_start, tokens, level_id)
     view = memoryview(payload)
     pos = _CHUNK.size
-    n_groups = dim // group
     if lossless:
-        segments, used = decode_segments(view[pos:], _lossless_sizes(rows, tokens, dim, group, torch.empty(0, dtype=dtype).element_size()))
+        tensor, used = _decode_lossless(view[pos:], (rows, tokens, dim), dtype, group)
         _expect_end(pos + used, len(payload))
-        return info, _from_lossless_segments(segments, (rows, tokens, dim), dtype, group).to(device)
+        return info, tensor.to(device)
     pieces = []
     if sink:
         sink_dtype = dtype if dtype in (torch.float16, torch.bfloat16) else torch.float16
-        segments, used = decode_segments(view[pos:], _lossless_sizes(rows, sink, dim, group, 2))
+        tensor, used = _decode_lossless(view[pos:], (rows, sink, dim), sink_dtype, group)
         pos += used
-        pieces.append(_from_lossless_segments(segments, (rows, sink, dim), sink_dtype, group).to(device, dtype))
-    n = tokens - sink
+        pieces.append(tensor.to(device, dtype))
+    n, n_groups = tokens - sink, dim // group
     if n:
         try:
             mean = torch.from_numpy(np.frombuffer(view, "<f2", rows * dim, pos).copy()).reshape(rows, dim)
             pos += 2 * rows * dim
             step = torch.from_numpy(np.frombuffer(view, "<f4", rows, pos).copy())
             pos += 4 * rows
-            flags = np.frombuffer(view, np.uint8, rows * n_groups, pos).reshape(rows, n_groups).astype(bool)
+            use_delta = np.frombuffer(view, np.uint8, rows * n_groups, pos).astype(bool)
             pos += rows * n_groups
         except ValueError:
             raise KVFormatError("chunk frame too short for its quantization parameters") from None
-        anchors = np.arange(n) % anchor_group == 0
-        n_anchors = int(anchors.sum())
+        order, n_anchors = _token_order(n, anchor_group)
+        cut = n_anchors * group
         sizes = []
-        for r in range(rows):
-            for g in range(n_groups):
-                sizes += [n_anchors * group, (n - n_anchors) * group] if flags[r, g] else [n * group]
-        segments, used = decode_segments(view[pos:], sizes)
+        for delta in use_delta.tolist():
+            sizes += [cut, n * group - cut] if delta else [n * group]
+        symbols, used = decode_segments(view[pos:], sizes)
         _expect_end(pos + used, len(payload))
-        symbols = np.empty((rows, n_groups, n, group), dtype=np.int32)
-        it = iter(segments)
-        for r in range(rows):
-            for g in range(n_groups):
-                if flags[r, g]:
-                    symbols[r, g, anchors] = next(it).reshape(n_anchors, group)
-                    symbols[r, g, ~anchors] = next(it).reshape(n - n_anchors, group)
-                else:
-                    symbols[r, g] = next(it).reshape(n, group)
-        q = torch.from_numpy(symbols).to(device).permute(0, 2, 1, 3).reshape(rows, n, dim)
-        channel_flags = torch.from_numpy(flags).to(device).repeat_interleave(group, dim=1)[:, None, :]
-        q = torch.where(channel_flags, kernels.undo_anchor_delta(q, anchor_group), q)
+        grouped = torch.from_numpy(symbols).reshape(rows * n_groups, n, group).to(device)
+        if use_delta.any():
+            picked = torch.from_numpy(np.flatnonzero(use_delta)).to(device)
+            natural = torch.empty_like(grouped[picked])
+            natural[:, order.to(device)] = grouped[picked]
+            grouped[picked] = kernels.undo_anchor_delta(natural, anchor_group)
+        q = grouped.reshape(rows, n_groups, n, group).permute(0, 2, 1, 3).reshape(rows, n, dim)
         pieces.append(kernels.dequantize(q, mean.to(device), step.to(device)).to(dtype))
     return info, torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
 

@@ -54,10 +54,13 @@ def fp16_bytes(cache) -> int:
 class KVCodec:
     """Encode/decode KV caches of decoder models with standard (incl. grouped-query) attention."""
 
-    def __init__(self, level: int | str = "good", chunk_size: int = 256, config=None) -> None:
+    def __init__(self, level: int | str = "good", chunk_size: int = 256, config=None, layer_scales=None) -> None:
+        """`layer_scales` [layers, 2]: step multipliers per (layer, key/value), e.g. from
+        `sensitivity.step_scales(measure_sensitivity(model, ids))`; default: finer first layers."""
         self.level = resolve_level(level)
         self.chunk_size = chunk_size
         self.config = config
+        self.layer_scales = layer_scales
 
     @classmethod
     def for_model(cls, model, **options) -> "KVCodec":
@@ -66,13 +69,13 @@ class KVCodec:
     def encode(self, cache, budget=None, level: int | str | None = None) -> bytes:
         """The whole stream as bytes; with a budget, the best level whose stream fits it."""
         if budget is None:
-            return b"".join(encode_stream(cache, self.level if level is None else level, self.chunk_size, self.config))
+            return b"".join(self._stream(cache, self.level if level is None else level))
         cap = as_kv_budget(budget).resolve(fp16_bytes(cache))
         # Levels get smaller as their number grows: binary search for the best one that fits.
         low, high, best = 0, max(LEVELS), None
         while low <= high:
             middle = (low + high) // 2
-            data = b"".join(encode_stream(cache, middle, self.chunk_size, self.config))
+            data = b"".join(self._stream(cache, middle))
             if len(data) <= cap:
                 best, high = data, middle - 1
             else:
@@ -80,6 +83,9 @@ class KVCodec:
         if best is None:
             raise BudgetTooSmallError(f"even the smallest KV level needs more than {cap} bytes")
         return best
+
+    def _stream(self, cache, level):
+        return encode_stream(cache, level, self.chunk_size, self.config, layer_scales=self.layer_scales)
 
     def decode(self, data: bytes, device: str = "cpu"):
         """A DynamicCache on `device`; raises KVFormatError on any damaged or foreign stream."""

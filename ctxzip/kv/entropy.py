@@ -62,8 +62,8 @@ def encode_segments(segments: list[np.ndarray]) -> bytes:
     ])
 
 
-def decode_segments(data: memoryview, sizes: list[int]) -> tuple[list[np.ndarray], int]:
-    """Segments of the given sizes from `data`; returns them and the number of bytes read."""
+def decode_segments(data: memoryview, sizes: list[int]) -> tuple[np.ndarray, int]:
+    """All segments of the given sizes from `data`, concatenated (int32), and the bytes read."""
     try:
         n = int(np.frombuffer(data, "<u4", 1, 0)[0])
         if n != len(sizes):
@@ -77,20 +77,22 @@ def decode_segments(data: memoryview, sizes: list[int]) -> tuple[list[np.ndarray
     except ValueError as exc:  # frombuffer past the end
         raise KVFormatError(f"chunk payload too short for its entropy tables: {exc}") from None
     coder = _constriction().stream.stack.AnsCoder(words)
-    starts = np.concatenate([[0], np.cumsum(lengths)])
-    out = []
+    starts = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    out = np.empty(sum(sizes), dtype=np.int32)
+    at = 0
     for i, size in enumerate(sizes):
-        table = tables[starts[i]:starts[i + 1]]
         if size == 0:
-            out.append(np.zeros(0, dtype=np.int32))
+            continue
+        table = tables[starts[i]:starts[i + 1]]
+        if lengths[i] == 1:
+            out[at:at + size] = lows[i]
         elif lengths[i] == 0 or not table.any():
             raise KVFormatError(f"segment {i} has an empty symbol table")
-        elif lengths[i] == 1:
-            out.append(np.full(size, lows[i], dtype=np.int32))
         else:
             try:
-                symbols = coder.decode(_model(table), size)
+                out[at:at + size] = coder.decode(_model(table), size)
             except Exception as exc:  # constriction runs out of data on a bad stream
                 raise KVFormatError(f"entropy decoding failed in segment {i}: {exc}") from None
-            out.append((symbols + lows[i]).astype(np.int32))
+            out[at:at + size] += lows[i]
+        at += size
     return out, pos

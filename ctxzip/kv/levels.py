@@ -9,35 +9,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ctxzip.kv.format import KVFormatError
 
 
 @dataclass(frozen=True)
 class Level:
     name: str
-    key_step: float = 0.0  # quantization step of keys, as a fraction of the head's RMS
-    value_step: float = 0.0
-    shallow_fraction: float = 0.2  # this share of the first layers ...
-    shallow_scale: float = 0.5  # ... uses steps this many times smaller
+    step: float = 0.0  # quantization step as a fraction of each head's RMS (before layer scales)
     channel_group: int = 8  # channels sharing one symbol table
     anchor_group: int = 8  # tokens per anchor group (the first is the anchor)
-    sink_tokens: int = 4  # first tokens of the cache kept exactly (attention sinks)
+    sink_tokens: int = 4  # first tokens of the cache kept in 16 bits (attention sinks)
     lossless: bool = False
-
-    def step_scales(self, n_layers: int) -> list[float]:
-        shallow = int(round(self.shallow_fraction * n_layers))
-        return [self.shallow_scale if layer < shallow else 1.0 for layer in range(n_layers)]
 
 
 LEVELS: dict[int, Level] = {
     0: Level("lossless", lossless=True),
-    1: Level("high", key_step=0.10, value_step=0.10),
-    2: Level("good", key_step=0.20, value_step=0.20),
-    3: Level("medium", key_step=0.35, value_step=0.35),
-    4: Level("low", key_step=0.6, value_step=0.6),
-    5: Level("lowest", key_step=1.0, value_step=1.0),
+    1: Level("high", step=0.10),
+    2: Level("good", step=0.20),
+    3: Level("medium", step=0.35),
+    4: Level("low", step=0.6),
+    5: Level("lowest", step=1.0),
 }
 LEVEL_NAMES = {level.name: number for number, level in LEVELS.items()}
+
+
+def depth_layer_scales(n_layers: int, shallow_fraction: float = 0.2, shallow_scale: float = 0.5) -> torch.Tensor:
+    """[layers, 2] step scales without measurements: finer steps in the first layers (CacheGen)."""
+    scales = torch.ones(n_layers, 2)
+    scales[: int(round(shallow_fraction * n_layers))] = shallow_scale
+    return scales
 
 
 def resolve_level(level: int | str) -> int:

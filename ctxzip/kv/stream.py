@@ -13,19 +13,21 @@ from ctxzip.kv.format import (
     FRAME_CHUNK, FRAME_END, FRAME_HEADER, FRAME_TEXT, FrameReader, KVFormatError, StreamHeader,
     config_geometry, model_fingerprint, pack_frame, stream_prefix,
 )
-from ctxzip.kv.layout import DTYPES, SUPPORTED_DTYPES, cache_to_rows, rows_to_layers
-from ctxzip.kv.levels import LEVELS, resolve_level
+from ctxzip.kv.layout import DTYPES, SUPPORTED_DTYPES, cache_layers, cache_to_rows
+from ctxzip.kv.levels import LEVELS, depth_layer_scales, resolve_level
 
 _END = struct.Struct("<II")  # chunks (KV or text), tokens
 _TEXT = struct.Struct("<II")  # token_start, n_tokens; then int32 token ids
 
 
 def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, config=None, controller=None,
-                  token_ids=None) -> Iterator[bytes]:
+                  token_ids=None, layer_scales=None) -> Iterator[bytes]:
     """Frames of an encoded cache: prefix + header first, one frame per chunk of tokens, then END.
 
     With a `controller` (see `controller.py`) the level is chosen per chunk, and a chunk may be sent
-    as its token ids (`token_ids`, 1-D) for the receiver to recompute.
+    as its token ids (`token_ids`, 1-D) for the receiver to recompute. `layer_scales` [layers, 2]
+    scales the steps per (layer, key/value), e.g. from `sensitivity.step_scales`; by default the
+    first layers get finer steps.
     """
     level_id = resolve_level(level)
     if not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size > 65535:
@@ -39,6 +41,9 @@ def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, confi
         token_ids = torch.as_tensor(token_ids).reshape(-1)
         if token_ids.numel() != tokens:
             raise KVFormatError(f"token_ids has {token_ids.numel()} ids for a cache of {tokens} tokens")
+    layer_scales = depth_layer_scales(n_layers) if layer_scales is None else torch.as_tensor(layer_scales).float()
+    if layer_scales.shape != (n_layers, 2) or not torch.isfinite(layer_scales).all() or (layer_scales <= 0).any():
+        raise KVFormatError(f"layer_scales must be positive, shaped ({n_layers}, 2)")
     header = StreamHeader(n_layers, heads, dim, SUPPORTED_DTYPES[rows.dtype], chunk_size, level_id, tokens,
                           batch, model_fingerprint(config) if config is not None else bytes(8))
     yield stream_prefix() + pack_frame(FRAME_HEADER, 0, header.pack())
@@ -48,11 +53,11 @@ def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, confi
         piece = rows[:, start:start + chunk_size]
         chunk_sink = max(0, sink - start)
         if controller is None:
-            payload = encode_chunk(piece, start, level_id, n_layers, chunk_sink)
+            payload = encode_chunk(piece, start, level_id, layer_scales, chunk_sink)
             kind = FRAME_CHUNK
         else:
             choice = controller.choose_for_chunk(
-                lambda lvl: encode_chunk(piece, start, lvl, n_layers, max(0, LEVELS[lvl].sink_tokens - start)),
+                lambda lvl: encode_chunk(piece, start, lvl, layer_scales, max(0, LEVELS[lvl].sink_tokens - start)),
                 n_tokens=piece.shape[1], can_send_text=token_ids is not None)
             if choice.level is None:
                 ids = token_ids[start:start + chunk_size].numpy().astype("<i4")
@@ -65,34 +70,45 @@ def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, confi
 
 
 class StreamDecoder:
-    """Feed stream bytes in any pieces; chunks are decoded into `cache` as soon as they are complete.
+    """Feed stream bytes in any pieces; chunks are decoded as soon as they are complete.
 
-    `config` (a model config) makes the decoder refuse streams of another geometry or model;
-    `model` lets it recompute chunks the sender sent as text.
+    Decoded tokens go into one buffer allocated from the header (no re-copying as the cache grows);
+    `cache` is a DynamicCache over the tokens decoded so far. `config` (a model config) makes the
+    decoder refuse streams of another geometry or model; `model` lets it recompute chunks the
+    sender sent as text.
     """
 
     def __init__(self, device: str = "cpu", config=None, model=None) -> None:
-        from transformers import DynamicCache
-
         self.device = device
         self.config = config if config is not None else getattr(model, "config", None)
         self.model = model
-        self.cache = DynamicCache()
         self.header: StreamHeader | None = None
         self.tokens = 0
         self.chunks = 0
         self.complete = False
         self._reader = FrameReader()
+        self._buffer: torch.Tensor | None = None  # [layers, 2, batch, heads, tokens, head_dim]
+
+    @property
+    def cache(self):
+        """A DynamicCache with the tokens decoded so far (views into the decoder's buffer)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        if self._buffer is not None:
+            for layer in range(self.header.n_layers):
+                cache.update(self._buffer[layer, 0, :, :, : self.tokens], self._buffer[layer, 1, :, :, : self.tokens], layer)
+        return cache
 
     def feed(self, data: bytes) -> int:
-        """Add bytes; returns how many tokens the cache gained."""
+        """Add bytes; returns how many tokens were decoded from them."""
         before = self.tokens
         for kind, payload in self._reader.feed(data):
             self._frame(kind, payload)
         return self.tokens - before
 
     def finish(self):
-        """The decoded cache; raises if the stream stopped before its END frame."""
+        """The decoded cache; raises if the stream stopped before its END frame or has bytes after it."""
         if not self.complete:
             total = self.header.n_tokens if self.header else "?"
             raise KVFormatError(f"truncated KV stream: ended after {self.tokens} of {total} tokens "
@@ -107,7 +123,7 @@ class StreamDecoder:
         if self.header is None:
             if kind != FRAME_HEADER:
                 raise KVFormatError("KV stream does not start with a header frame")
-            self._check_header(StreamHeader.unpack(payload))
+            self._start(StreamHeader.unpack(payload))
             return
         if kind == FRAME_HEADER:
             raise KVFormatError("second header frame in a KV stream")
@@ -119,7 +135,7 @@ class StreamDecoder:
             self._text(payload)
         self.chunks += kind != FRAME_END
 
-    def _check_header(self, header: StreamHeader) -> None:
+    def _start(self, header: StreamHeader) -> None:
         if self.config is not None:
             expected = config_geometry(self.config)
             if header.geometry != expected:
@@ -128,14 +144,16 @@ class StreamDecoder:
             if header.fingerprint != bytes(8) and header.fingerprint != model_fingerprint(self.config):
                 raise KVFormatError("KV stream was made by another model (fingerprint mismatch)")
         self.header = header
+        self._buffer = torch.empty((header.n_layers, 2, header.batch, header.n_heads, header.n_tokens, header.head_dim),
+                                   dtype=DTYPES[header.dtype], device=self.device)
 
     def _chunk(self, payload: bytes) -> None:
         h = self.header
         rows = h.n_layers * 2 * h.batch * h.n_heads
-        info, tensor = decode_chunk(payload, rows, h.head_dim, DTYPES[h.dtype], self.device, h.n_layers)
+        info, tensor = decode_chunk(payload, rows, h.head_dim, DTYPES[h.dtype], self.device)
         self._check_span(info.token_start, info.n_tokens)
-        for layer, (keys, values) in enumerate(rows_to_layers(tensor, h.n_layers, h.batch, h.n_heads)):
-            self.cache.update(keys, values, layer)
+        self._buffer[..., self.tokens: self.tokens + info.n_tokens, :] = tensor.reshape(
+            h.n_layers, 2, h.batch, h.n_heads, info.n_tokens, h.head_dim)
         self.tokens += info.n_tokens
 
     def _text(self, payload: bytes) -> None:
@@ -150,8 +168,12 @@ class StreamDecoder:
                                 "give StreamDecoder(model=...) to recompute them")
         ids = torch.from_numpy(np.frombuffer(payload, "<i4", n, _TEXT.size).astype(np.int64))
         ids = ids[None].expand(self.header.batch, -1).to(self.model.device)
+        cache = self.cache
         with torch.no_grad():
-            self.model(input_ids=ids, past_key_values=self.cache, use_cache=True)
+            self.model(input_ids=ids, past_key_values=cache, use_cache=True)
+        for layer, (keys, values) in enumerate(cache_layers(cache)):
+            self._buffer[layer, 0, ..., start:start + n, :] = keys[..., start:start + n, :]
+            self._buffer[layer, 1, ..., start:start + n, :] = values[..., start:start + n, :]
         self.tokens += n
 
     def _check_span(self, start: int, n: int) -> None:
