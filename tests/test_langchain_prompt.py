@@ -84,3 +84,11 @@ def test_ratio_budget_applies_to_the_whole_prompt():
     messages = [SystemMessage("Answer."), HumanMessage(LONG), HumanMessage(LONG), HumanMessage("q?")]
     out = compress(messages, budget=0.5)
     assert total(out) <= int(0.5 * total(messages))
+
+
+def test_async_invoke_gives_the_same_prompt():
+    import asyncio
+
+    messages = [SystemMessage("Answer."), HumanMessage(LONG), HumanMessage("q?")]
+    runnable = CtxzipPromptCompressor(compressor="random", budget=200, min_tokens=100)
+    assert asyncio.run(runnable.ainvoke(messages)) == runnable.invoke(messages)
