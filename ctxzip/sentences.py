@@ -15,15 +15,24 @@ from __future__ import annotations
 import numpy as np
 import regex
 
-from ctxzip.segment import sentence_spans
+from ctxzip.segment import cover, sentence_spans
 
+# blingfire sometimes misses a boundary ("... from the Sun. Mars has ..."): also end a sentence at
+# [.!?] after a word of 2+ letters that is not a common abbreviation, when whitespace and an
+# upper-case letter (or opening quote) follow. Initials ("J. K.") and "U.S." are left alone.
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "vs", "etc", "inc", "ltd", "co", "corp",
+    "no", "vol", "fig", "gen", "gov", "sen", "rep", "col", "capt", "lt", "sgt", "rev", "jan", "feb", "mar", "apr",
+    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "dept", "est", "al", "cf", "ca",
+}
+_MISSED_END = regex.compile(r"(?<=\b(\p{L}{2,})[.!?][\"')\]]*)(?=[ \t]+[\"'(\[]?\p{Lu})")
 _FENCE = regex.compile(r"(?ms)^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[^\n]*$")
 _CONTENT = regex.compile(r"[\p{L}\p{N}]")
 
 
 def sentence_units(text: str) -> tuple[np.ndarray, np.ndarray]:
     """(starts, ends) of sentence units covering `text`; a fenced code block is one unit."""
-    starts, ends = sentence_spans(text)
+    starts, ends = _refine(text, *sentence_spans(text))
     if len(starts) <= 1:
         return starts, ends
     keep = np.ones(len(starts), dtype=bool)  # False: this unit is merged into the one before it
@@ -42,6 +51,14 @@ def sentence_units(text: str) -> tuple[np.ndarray, np.ndarray]:
     new_starts = starts[first]
     new_ends = np.concatenate([starts[first[1:]], [ends[-1]]])
     return new_starts, new_ends
+
+
+def _refine(text: str, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add the boundaries blingfire missed (see _MISSED_END)."""
+    extra = [m.start() for m in _MISSED_END.finditer(text) if m.captures(1)[-1].casefold() not in _ABBREVIATIONS]
+    if not extra:
+        return starts, ends
+    return cover(text, sorted(set(ends.tolist()) | set(extra)))
 
 
 def _leading_space(text: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

@@ -264,9 +264,65 @@ def test_bi_encoder_scorer_finds_the_answer_sentence():
 
 
 @pytest.mark.slow
-def test_learned_classifier_scores_are_probabilities_and_rank_the_answer_first():
+def test_fine_tuned_classifier_gives_probabilities_that_follow_the_query():
     compressor = ExtractiveCompressor(scorer="classifier", rounds=1, min_score=0.0)
+    result = compressor.compress(PLANETS, query="What is bread made from?", budget=Budget(tokens=25))
+    assert 0.0 <= result.info["max_score"] <= 1.0
+    assert_traceable(result, PLANETS)
+    bread = "Bread is made from flour, water and yeast."
+    about_bread = _score_of(compressor, "What is bread made from?", bread)
+    about_mars = _score_of(compressor, "What are the names of the moons of Mars?", bread)
+    assert about_bread > about_mars
+
+
+@pytest.mark.slow
+def test_context_head_ranks_the_answer_sentence_high():
+    compressor = ExtractiveCompressor(scorer="context", rounds=1, min_score=0.0)
     result = compressor.compress(PLANETS, query="What are the names of the moons of Mars?", budget=Budget(tokens=25))
     assert "Phobos" in result.text
     assert 0.0 <= result.info["max_score"] <= 1.0
     assert_traceable(result, PLANETS)
+
+
+def _score_of(compressor, query, sentence):
+    units = compressor.score_units(PLANETS, query, None)
+    texts = [t.strip() for t in units.texts(PLANETS)]
+    return float(units.score[texts.index(sentence)])
+
+
+def test_context_features_and_a_small_head(tmp_path):
+    from ctxzip.compressors.extractive import _task
+    from ctxzip.scorers.context_head import N_SCALAR_FEATURES, mlp_probabilities, sentence_features
+
+    task = _task(PLANETS, "moons of Mars")
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(task), 384)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    features = sentence_features(task, vectors, vectors[1], np.arange(len(task), dtype=float))
+    assert features.shape == (len(task), 384 + N_SCALAR_FEATURES)
+    assert features[1, 384] == pytest.approx(1.0)  # cosine of the sentence with itself
+    assert features[0, 384 + 6] == 1.0 and features[1, 384 + 6] == 0.0  # first sentence of its document
+    head = {"mean": np.zeros(features.shape[1], np.float32), "std": np.ones(features.shape[1], np.float32),
+            "w1": np.eye(features.shape[1], 4, dtype=np.float32), "b1": np.zeros(4, np.float32),
+            "w2": np.ones((4, 1), np.float32), "b2": np.zeros(1, np.float32)}
+    p = mlp_probabilities(head, features)
+    assert p.shape == (len(task),) and np.all((p > 0) & (p < 1))
+
+
+def test_fusion_mixes_scaled_scores():
+    from ctxzip.scorers.bm25 import BM25Scorer
+    from ctxzip.scorers.fusion import FusionScorer
+
+    fused = ExtractiveCompressor(scorer=FusionScorer([BM25Scorer(), KeywordScorer()], [0.5, 0.5]), rounds=1)
+    result = fused.compress(PLANETS, query="Phobos Deimos moons", budget=Budget(tokens=20))
+    assert "Phobos" in result.text
+    with pytest.raises(InvalidInputError):
+        FusionScorer([])
+
+
+def test_sentence_units_split_where_blingfire_misses():
+    text = "Mars is the fourth planet from the Sun. Mars has two moons. Then J. K. Rowling met the U.S. Army."
+    starts, ends = sentence_units(text)
+    units = [text[s:e].strip() for s, e in zip(starts, ends)]
+    assert units == ["Mars is the fourth planet from the Sun.", "Mars has two moons.",
+                     "Then J. K. Rowling met the U.S. Army."]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from ctxzip.errors import InvalidInputError
 from ctxzip.scorers.base import ScoringTask, SentenceScorer
 
-SCORERS = ("bi_encoder", "bm25", "classifier", "fusion")
+SCORERS = ("bi_encoder", "bm25", "classifier", "context", "fusion")
 
 
 def create_scorer(name: str, model: str | None = None, device: str = "auto") -> SentenceScorer:
-    """"bi_encoder" (MiniLM cosine), "bm25", "classifier" (learned, context-aware) or
-    "fusion" (classifier + bi-encoder + BM25)."""
+    """"bi_encoder" (MiniLM cosine), "bm25", "classifier" (fine-tuned MiniLM reading the paragraph),
+    "context" (learned head over MiniLM embeddings and paragraph features) or "fusion"."""
     if name == "bi_encoder":
         from ctxzip.scorers.bi_encoder import BiEncoderScorer
 
@@ -23,6 +23,10 @@ def create_scorer(name: str, model: str | None = None, device: str = "auto") -> 
         from ctxzip.scorers.classifier import ContextClassifierScorer
 
         return ContextClassifierScorer(model=model, device=device)
+    if name == "context":
+        from ctxzip.scorers.context_head import ContextHeadScorer
+
+        return ContextHeadScorer(head=model, device=device)
     if name == "fusion":
         from ctxzip.scorers.fusion import FusionScorer
 

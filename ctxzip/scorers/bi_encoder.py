@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 
 from ctxzip.scorers.base import ScoringTask, SentenceScorer
+
+
+# Embeddings by model name, then by text (least recently added dropped first).
+_CACHE: dict[str, OrderedDict] = {}
+
+
+def clear_embedding_cache() -> None:
+    _CACHE.clear()
 
 
 @dataclass
@@ -19,6 +28,7 @@ class BiEncoderScorer(SentenceScorer):
     # Embed "title: sentence" when a document has a title in its metadata: a sentence that says
     # "He was born in ..." is about the title's subject, and the embedding should know it.
     with_title: bool = True
+    cache_size: int = 50_000
     name = "bi_encoder"
 
     def _encoder(self):
@@ -27,15 +37,29 @@ class BiEncoderScorer(SentenceScorer):
         return load_sentence_encoder(self.model, self.device)
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors; texts seen recently come from a bounded cache (retrieved chunks repeat)."""
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
-        return np.asarray(
-            self._encoder().encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
-            ),
-            dtype=np.float32,
-        )
+        cache = _CACHE.setdefault(self.model, OrderedDict())
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            vectors = np.asarray(
+                self._encoder().encode(
+                    missing, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                    show_progress_bar=False,
+                ),
+                dtype=np.float32,
+            )
+            if len(missing) > self.cache_size:  # too many to keep: answer without caching
+                fresh = dict(zip(missing, vectors))
+                return np.stack([fresh[t] if t in fresh else cache[t] for t in texts])
+            cache.update(zip(missing, vectors))
+        result = np.stack([cache[t] for t in texts])
+        for text in missing:
+            cache.move_to_end(text)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return result
 
     def prepare(self, tasks: list[ScoringTask]) -> list[np.ndarray]:
         sizes = [len(t) for t in tasks]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-JOBS = {"sentence": "ctxzip.train.sentence_classifier", "lingua": "ctxzip.train.lingua"}
+JOBS = {"sentence": "ctxzip.train.sentence_classifier", "context": "ctxzip.train.context_head", "lingua": "ctxzip.train.lingua"}
 
 
 def main(argv: list[str] | None = None) -> int:

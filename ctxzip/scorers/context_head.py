@@ -1,0 +1,118 @@
+"""Learned context-aware scorer over frozen MiniLM embeddings (cheap to train and to run on a CPU).
+
+For each sentence it builds features from the query, the sentence and its document: the
+element-wise product of query and sentence embeddings (a learned similarity), the cosine, the
+document's best and mean cosine, the cosines of the neighbouring sentences, the sentence's position
+in its document, its rank in the example, and BM25 scores of the sentence and its document. A small
+MLP trained on HotpotQA supporting-sentence labels (train split) turns them into a probability.
+Sentence embeddings come from the bi-encoder (and its cache), so rounds only re-embed the query.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ctxzip.errors import ModelNotAvailableError
+from ctxzip.scorers.base import ScoringTask, SentenceScorer
+from ctxzip.scorers.bi_encoder import BiEncoderScorer
+from ctxzip.scorers.bm25 import BM25Scorer
+
+SHIPPED_HEAD = Path(__file__).resolve().parents[1] / "weights" / "sentence-context-head-v1" / "head.npz"
+N_SCALAR_FEATURES = 14
+
+
+def _group_reduce(values: np.ndarray, groups: np.ndarray, n_groups: int):
+    """(max, mean) of values per group."""
+    best = np.full(n_groups, -np.inf)
+    np.maximum.at(best, groups, values)
+    total = np.bincount(groups, weights=values, minlength=n_groups)
+    count = np.maximum(np.bincount(groups, minlength=n_groups), 1)
+    return best, total / count
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """0 for the best value, 1 for the worst, evenly spaced."""
+    n = len(values)
+    rank = np.empty(n)
+    rank[np.argsort(-values, kind="stable")] = np.arange(n)
+    return rank / max(1, n - 1)
+
+
+def sentence_features(task: ScoringTask, vectors: np.ndarray, query_vector: np.ndarray,
+                      bm25: np.ndarray) -> np.ndarray:
+    """(n_sentences, dim + N_SCALAR_FEATURES) features of one task."""
+    n = len(task)
+    doc = task.sentence_doc
+    n_docs = len(task.doc_texts)
+    cosine = vectors @ query_vector
+    doc_max, doc_mean = _group_reduce(cosine, doc, n_docs)
+    same_prev = np.r_[False, doc[1:] == doc[:-1]]
+    same_next = np.r_[doc[1:] == doc[:-1], False]
+    prev = np.where(same_prev, np.r_[0.0, cosine[:-1]], 0.0)
+    nxt = np.where(same_next, np.r_[cosine[1:], 0.0], 0.0)
+    first_of_doc = np.r_[0, np.flatnonzero(doc[1:] != doc[:-1]) + 1]
+    position = np.arange(n) - np.repeat(first_of_doc, np.diff(np.r_[first_of_doc, n]))
+    span = bm25.max() - bm25.min() if n else 0.0
+    bm25_scaled = (bm25 - bm25.min()) / span if span > 0 else np.zeros(n)
+    bm25_doc_max, _ = _group_reduce(bm25_scaled, doc, n_docs)
+    doc_rank = _ranks(doc_max)[doc] if n_docs > 1 else np.zeros(n)
+    scalars = np.stack([
+        cosine, doc_max[doc], doc_mean[doc], cosine - doc_max[doc], prev, nxt,
+        position == 0, position == 1, np.minimum(position, 6) / 6, _ranks(cosine), doc_rank,
+        bm25_scaled, bm25_doc_max[doc], cosine - cosine.max(),
+    ], axis=1).astype(np.float32)
+    return np.concatenate([vectors * query_vector[None, :], scalars], axis=1)
+
+
+@functools.lru_cache(maxsize=4)
+def load_head(path: str | None) -> dict[str, np.ndarray]:
+    path = Path(path) if path else SHIPPED_HEAD
+    if not path.exists():
+        raise ModelNotAvailableError(f"no context head at {path}; train one with `python -m ctxzip.train context`")
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+def mlp_probabilities(head: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    x = (features - head["mean"]) / head["std"]
+    hidden = np.maximum(x @ head["w1"] + head["b1"], 0.0)
+    logits = hidden @ head["w2"] + head["b2"]
+    return 1.0 / (1.0 + np.exp(-logits.ravel()))
+
+
+@dataclass
+class ContextHeadScorer(SentenceScorer):
+    """head: path of a trained head (.npz); default the shipped sentence-context-head-v1."""
+
+    head: str | None = None
+    device: str = "auto"
+    encoder: BiEncoderScorer = field(default_factory=BiEncoderScorer)
+    lexical: BM25Scorer = field(default_factory=BM25Scorer)
+    name = "context"
+    probabilistic = True
+
+    @property
+    def model_name(self) -> str:
+        return "minilm+ctxzip/sentence-context-head-v1" if self.head is None else f"minilm+{self.head}"
+
+    def prepare(self, tasks: list[ScoringTask]):
+        return list(zip(self.encoder.prepare(tasks), self.lexical.prepare(tasks))) if tasks else []
+
+    def features(self, tasks, queries, prepared) -> list[np.ndarray]:
+        query_vectors = self.encoder.embed(list(queries))
+        bm25 = self.lexical.score(tasks, queries, [p[1] for p in prepared])
+        return [
+            sentence_features(task, p[0], q, b) if len(task) else np.zeros((0, 384 + N_SCALAR_FEATURES), np.float32)
+            for task, p, q, b in zip(tasks, prepared, query_vectors, bm25)
+        ]
+
+    def score(self, tasks, queries, prepared) -> list[np.ndarray]:
+        head = load_head(self.head)
+        return [mlp_probabilities(head, f) if len(f) else np.zeros(0) for f in self.features(tasks, queries, prepared)]
+
+    def sentence_vectors(self, prepared):
+        return [p[0] for p in prepared]
