@@ -51,7 +51,11 @@ def _compress_one(compressor: Any, request: dict) -> CompressionResult | BaseExc
 
 
 class MicroBatcher:
-    """Queues requests for one compressor and answers each from a shared batched call."""
+    """Queues requests for one compressor and answers each from a shared batched call.
+
+    Up to `limiter.total_tokens` batches run at once (one per compression thread): on a small CPU two
+    batches in flight use the cores better than one, and while both run, the next batch fills up.
+    """
 
     def __init__(
         self,
@@ -69,6 +73,7 @@ class MicroBatcher:
         self.on_batch = on_batch
         self._pending: list[tuple[dict, asyncio.Future]] = []
         self._worker: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
 
     async def submit(self, request: dict) -> CompressionResult:
         future = asyncio.get_running_loop().create_future()
@@ -80,29 +85,21 @@ class MicroBatcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
+                slot = object()
+                await self.limiter.acquire_on_behalf_of(slot)  # a free compression thread
                 if len(self._pending) < self.max_batch and self.max_wait_s > 0:
                     await asyncio.sleep(self.max_wait_s)  # let requests arriving together join
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 live = [(r, f) for r, f in batch if not f.done()]  # skip callers that gave up
                 if not live:
+                    self.limiter.release_on_behalf_of(slot)
                     continue
                 if self.on_batch:
                     self.on_batch(len(live))
-                try:
-                    results = await anyio.to_thread.run_sync(
-                        run_batch, self.compressor, [r for r, _ in live], limiter=self.limiter
-                    )
-                except asyncio.CancelledError:  # shutting down: fail this batch too
-                    self._pending[:0] = live
-                    raise
-                for (_, future), result in zip(live, results):
-                    if future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
+                task = asyncio.create_task(self._run(live, slot))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
         finally:
             self._worker = None
             # Only left over when the worker was cancelled: nobody will answer these, so fail them now.
@@ -110,3 +107,23 @@ class MicroBatcher:
                 if not future.done():
                     future.set_exception(RuntimeError("the compressor was shut down"))
             self._pending.clear()
+
+    async def _run(self, live: list[tuple[dict, asyncio.Future]], slot: object) -> None:
+        try:
+            results = await anyio.to_thread.run_sync(run_batch, self.compressor, [r for r, _ in live])
+        except BaseException as exc:  # cancelled at shutdown: nobody else will answer these callers
+            for _, future in live:
+                if not future.done():
+                    future.set_exception(RuntimeError("the compressor was shut down"))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        finally:
+            self.limiter.release_on_behalf_of(slot)
+        for (_, future), result in zip(live, results):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

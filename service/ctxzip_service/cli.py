@@ -27,6 +27,7 @@ def serve(
     cache_size: Optional[int] = typer.Option(None, "--cache-size", help="Results kept in the LRU cache (0: off)."),
     max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes"),
     request_timeout_s: Optional[float] = typer.Option(None, "--request-timeout", help="Seconds per request."),
+    compress_timeout_s: Optional[float] = typer.Option(None, "--compress-timeout", help="Seconds per compression (queueing included)."),
     log_level: Optional[str] = typer.Option(None, "--log-level"),
     access_log: Optional[bool] = typer.Option(None, "--access-log/--no-access-log"),
 ) -> None:
@@ -44,7 +45,7 @@ def serve(
         "default_ratio": default_ratio, "min_tokens": min_tokens, "preload": preload or None,
         "micro_batch": micro_batch, "max_batch_size": max_batch_size, "batch_wait_ms": batch_wait_ms,
         "compress_workers": compress_workers, "cache_size": cache_size, "max_body_bytes": max_body_bytes,
-        "request_timeout_s": request_timeout_s, "log_level": log_level, "access_log": access_log,
+        "request_timeout_s": request_timeout_s, "compress_timeout_s": compress_timeout_s, "log_level": log_level, "access_log": access_log,
     }
     try:
         settings = ServiceSettings(**{k: v for k, v in flags.items() if v is not None})
