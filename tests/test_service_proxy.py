@@ -37,6 +37,7 @@ def upstream():
 
 
 def sidecar_settings(upstream, **overrides) -> ServiceSettings:
+    register_test_compressors()
     values = dict(upstream=upstream.url + "/v1", default_method="truncate", min_tokens=100)
     values.update(overrides)
     return ServiceSettings(**values)
@@ -294,3 +295,27 @@ def test_readyz_reports_a_failed_preload(upstream):
             time.sleep(0.05)
         assert body["status"] == "failed" and "no-such-method" in body["detail"]
         assert httpx.get(server.url + "/readyz").status_code == 503
+
+
+def test_request_time_limit_bounds_the_wait_but_not_a_running_stream(upstream):
+    settings = sidecar_settings(upstream, request_timeout_s=0.6, compress_timeout_s=5, fail_mode="closed")
+    with UvicornThread(create_app(settings)) as server:
+        # Nothing answered within the limit: a clear 504.
+        response = httpx.post(server.url + "/v1/chat/completions", timeout=30, json={
+            "model": "m", "messages": rag_messages(),
+            "ctxzip": {"method": "test-stalling", "options": {"delay_s": 2.0}, "budget": {"tokens": 50}},
+        })
+        assert response.status_code == 504
+        assert response.json()["error"]["code"] == "request_timeout"
+        # A stream that started in time runs to its end even when it lasts longer than the limit.
+        upstream.stream_delay_s = 0.25
+        try:
+            started = time.monotonic()
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+            with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=30) as response:
+                events = b"".join(response.iter_raw())
+            elapsed = time.monotonic() - started
+        finally:
+            upstream.stream_delay_s = 0.0
+    assert elapsed > 1.0
+    assert events.endswith(b"data: [DONE]\n\n")

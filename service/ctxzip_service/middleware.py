@@ -14,14 +14,21 @@ import anyio
 
 # asyncio's own timeout is several times cheaper per request than anyio's cancel scope (3.11+).
 if sys.version_info >= (3, 11):
-    deadline = asyncio.timeout
+    def deadline(seconds: float):
+        return asyncio.timeout(seconds)
+
+    def lift(limit) -> None:
+        limit.reschedule(None)
 else:  # pragma: no cover
     import contextlib
 
     @contextlib.asynccontextmanager
     async def deadline(seconds: float):
-        with anyio.fail_after(seconds):
-            yield
+        with anyio.fail_after(seconds) as scope:
+            yield scope
+
+    def lift(limit) -> None:
+        limit.deadline = float("inf")
 from ctxzip_service.logs import log_event
 from ctxzip_service.metrics import Metrics
 from ctxzip_service.settings import ServiceSettings
@@ -56,12 +63,15 @@ class EdgeMiddleware:
         endpoint = path if path in ENDPOINTS else ("/v1/*" if path.startswith("/v1/") else "other")
         status = 500
         answered = False
+        limit = None
 
         async def send_observed(message) -> None:
             nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
                 answered = True
+                if limit is not None:
+                    lift(limit)  # the limit covers the time to the response start, not a long stream
                 self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
             await send(message)
 
@@ -78,9 +88,10 @@ class EdgeMiddleware:
             try:
                 # Time to the response start; a stream already under way is bounded by the upstream
                 # client's read timeout between chunks instead.
-                async with deadline(self.settings.request_timeout_s):
+                async with deadline(self.settings.request_timeout_s) as limit:
                     await self.app(scope, receive, send_observed)
             except TimeoutError:
+                limit = None  # expired: nothing left to lift
                 if not answered:
                     self.metrics.errors.labels("request_timeout").inc()
                     await refuse(504, "request_timeout", f"the request took longer than {self.settings.request_timeout_s}s")
