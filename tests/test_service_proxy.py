@@ -319,3 +319,15 @@ def test_request_time_limit_bounds_the_wait_but_not_a_running_stream(upstream):
             upstream.stream_delay_s = 0.0
     assert elapsed > 1.0
     assert events.endswith(b"data: [DONE]\n\n")
+
+
+def test_long_prompt_is_planned_off_the_event_loop_and_compressed(client, upstream):
+    from ctxzip_service.app import INLINE_PLAN_CHARS
+
+    context = CONTEXT * 4
+    assert len(context) > INLINE_PLAN_CHARS
+    client.chat.completions.create(model="m", messages=rag_messages(context),
+                                   extra_body={"ctxzip": {"budget": {"tokens": 300}}})
+    sent = upstream.received[-1]["messages"]
+    assert sent[2]["content"] == QUESTION
+    assert 0 < counter.count(sent[1]["content"]) <= 300

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -52,6 +53,19 @@ class ChatCompression:
             return self.plan.original_tokens
         # Segments' own counts out, their compressed counts in (per message, as the plan counted).
         return self.plan.original_tokens - sum(s.tokens for s in self.plan.segments) + self.result.compressed_tokens
+
+
+INLINE_PLAN_CHARS = 20_000  # below this, counting tokens on the event loop is cheaper than a thread hop
+
+
+def _text_size(messages: list[ChatMessage]) -> int:
+    size = 0
+    for message in messages:
+        if isinstance(message.content, str):
+            size += len(message.content)
+        elif message.content:
+            size += sum(len(part.text or "") for part in message.content)
+    return size
 
 
 def _bearer(value: str | None) -> str | None:
@@ -149,7 +163,10 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
         method = engine.check_method(override.method, override.options)
         budget = engine.budget(override.budget)
         policy = resolve_policy(settings.compress_roles, settings.min_tokens, settings.compress_last_user, override)
-        plan = plan_compression(messages, policy, budget.counter)
+        if _text_size(messages) > INLINE_PLAN_CHARS:  # counting a long prompt's tokens would stall the loop
+            plan = await anyio.to_thread.run_sync(plan_compression, messages, policy, budget.counter)
+        else:
+            plan = plan_compression(messages, policy, budget.counter)
         if not plan.segments or not override.enabled:
             return ChatCompression(plan, {}, None, False)
         documents = [Document(s.text, s.id) for s in plan.segments]
