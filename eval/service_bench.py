@@ -390,12 +390,19 @@ def report(passes: list[dict], extract: list[dict], args) -> str:
              "added p50 ms", "added p99 ms", "sidecar requests"], rows))
         lines.append("")
     if extract:
+        import hashlib
+
+        digests = ", ".join(
+            f"`{name}` sha1 {hashlib.sha1((ROOT / name).read_bytes()).hexdigest()[:10]}"
+            for name in ("ctxzip/compressors/extractive.py", "ctxzip/scorers/bi_encoder.py") if (ROOT / name).exists()
+        )
         lines += ["## Extractive compression, 10-passage HotpotQA, concurrency " + str(args.extract_concurrency), "",
                   "POST /v1/compress with the 10 paragraphs as documents (title in metadata) and the question as query, "
                   f"budget {args.budget} tokens, result cache off, {args.examples} different examples in turn; "
                   "`--preload extractive` (MiniLM bi-encoder, default options). Each configuration serves a fixed "
                   f"{args.extract_requests} requests; req/s = requests / time from the first request to the last answer "
-                  "(a micro-batch answers many requests at once, so a time window would mostly measure its edges).", ""]
+                  "(a micro-batch answers many requests at once, so a time window would mostly measure its edges). "
+                  f"Compressor code measured: {digests}.", ""]
         rows = [[r["label"], f"`{r['flags']}`", f"{r['result'].rps:.2f}", f"{r['result'].pct(50):.0f}",
                  f"{r['result'].pct(99):.0f}", r["result"].errors, len(r["result"].latencies),
                  f"{r['result'].seconds:.0f}"] for r in extract]
