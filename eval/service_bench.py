@@ -398,7 +398,7 @@ def report(passes: list[dict], extract: list[dict], args) -> str:
         )
         lines += ["## Extractive compression, 10-passage HotpotQA, concurrency " + str(args.extract_concurrency), "",
                   "POST /v1/compress with the 10 paragraphs as documents (title in metadata) and the question as query, "
-                  f"budget {args.budget} tokens, result cache off, {args.examples} different examples in turn; "
+                  f"budget {args.budget} tokens, result cache off, a different eval-split example per request; "
                   "`--preload extractive` (MiniLM bi-encoder, default options). Each configuration serves a fixed "
                   f"{args.extract_requests} requests; req/s = requests / time from the first request to the last answer "
                   "(a micro-batch answers many requests at once, so a time window would mostly measure its edges). "
