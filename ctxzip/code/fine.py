@@ -24,8 +24,8 @@ def rank01(values: np.ndarray) -> np.ndarray:
     return 1.0 - ranks / n
 
 
-def allocate_budgets(costs: np.ndarray, scores: np.ndarray, room: int, overselect: float = 1.5,
-                     spread: float = 1.0) -> np.ndarray:
+def allocate_budgets(costs: np.ndarray, scores: np.ndarray, room: int, overselect: float = 1.3,
+                     spread: float = 2.0) -> np.ndarray:
     """Tokens each chunk may keep of its body: the best chunks (covering `overselect` x room) share
     `room` with retention rates that grow with their coarse score, never above their full cost."""
     budgets = np.zeros(len(costs), dtype=np.int64)
@@ -42,7 +42,9 @@ def allocate_budgets(costs: np.ndarray, scores: np.ndarray, room: int, overselec
         return budgets
     s = scores[chosen]
     span = s.max() - s.min()
-    weight = 1.0 + spread * ((s - s.min()) / span - 0.5) if span > 0 else np.ones(len(chosen))
+    # Retention falls off exponentially with the score gap to the best chunk: the best keep their
+    # whole body, the marginal ones only their most relevant statements.
+    weight = np.exp(spread * (s - s.max()) / span) if span > 0 else np.ones(len(chosen))
     low, high = 0.0, 1.0 / weight.min()
     for _ in range(40):  # bisection on the base retention rate
         middle = (low + high) / 2
@@ -98,9 +100,9 @@ def unit_priorities(
     item_scores: np.ndarray,
     budget: int,
     *,
-    skeleton_share: float = 0.5,
-    overselect: float = 1.5,
-    spread: float = 1.0,
+    skeleton_share: float = 0.2,
+    overselect: float = 1.3,
+    spread: float = 2.0,
     placeholder_cost: int = 3,
 ) -> tuple[np.ndarray, dict]:
     """A priority per unit (higher = kept first) that encodes the coarse-to-fine plan.

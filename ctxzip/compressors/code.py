@@ -40,7 +40,7 @@ class CodeCompressor(Compressor):
         extension, or the first grammar that parses the text cleanly).
     skeleton_share: at most this share of the budget goes to signatures before bodies.
     overselect: functions covering this multiple of the body budget get a share of it.
-    spread: how much more of its body the best function keeps than the worst chosen one.
+    spread: how fast retention falls with the score gap to the best function (0 = all alike).
     """
 
     scorer: str = "perplexity"
@@ -48,9 +48,9 @@ class CodeCompressor(Compressor):
     model: str | None = None
     device: str = "auto"
     language: str | None = None
-    skeleton_share: float = 0.5
-    overselect: float = 1.5
-    spread: float = 1.0
+    skeleton_share: float = 0.2
+    overselect: float = 1.3
+    spread: float = 2.0
     max_chunk_tokens: int = 512
     batch_tokens: int = 8192
     protection: Protection = Protection()
