@@ -34,7 +34,7 @@ def test_output_parses_and_fits_for_every_language(language, ratio):
 def test_skeleton_keeps_signatures_and_elides_bodies():
     path, source = SAMPLES["python"]
     for ratio in (0.45, 0.6):
-        text = _lexical().compress([Document(source, id=path)], query=QUERY, budget=Budget(ratio=ratio)).text
+        text = _lexical(skeleton_share=0.5).compress([Document(source, id=path)], query=QUERY, budget=Budget(ratio=ratio)).text
         assert "import os" in text and "class Store(OrderedDict):" in text
         assert "full = os.path.join(self.path, name)" in text  # the most relevant method survives...
         assert parses(text, "python")
