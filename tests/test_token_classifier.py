@@ -179,11 +179,14 @@ def test_document_filter_drops_the_least_likely_documents_first(bert_path):
     assert not dropped & {span.doc_id for span in result.kept}
 
 
-def test_int8_quantized_forward_runs_and_agrees_with_fp32(bert_path):
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_int8_quantized_forward_runs_and_agrees_with_fp32(bert_path, backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("CTXZIP_HOME", str(tmp_path))  # the ONNX export goes to a fresh cache
     text = wiki_text(8_000)
     fp32 = TokenClassifierCompressor(model=bert_path, quantize=None)
-    int8 = TokenClassifierCompressor(model=bert_path, quantize="int8")
+    int8 = TokenClassifierCompressor(model=bert_path, quantize="int8", backend=backend)
     assert int8.classifier.quantized and not fp32.classifier.quantized
+    assert int8.classifier.backend == backend
     a = fp32.score_units([Document(text)], None, get_token_counter()).score
     b = int8.score_units([Document(text)], None, get_token_counter()).score
     assert np.corrcoef(a, b)[0, 1] > 0.9

@@ -36,7 +36,9 @@ class TokenClassifierCompressor(Compressor):
         percentile, its word rules), sliced from the original text; trimmed only if over budget.
     force_tokens / keep_digits: strings and numbers always kept (protected spans).
     document_filter: share of documents to keep by mean keep probability before the word level.
-    quantize: "int8" (CPU dynamic quantization), None, or "auto" (int8 on CPU unless compatible).
+    quantize: "int8" (CPU only), None, or "auto" (int8 on CPU unless llmlingua_compatible).
+    backend: how int8 runs: "onnx" (ONNX Runtime, exported once), "torch" (dynamic quantization
+        of the Linear layers), or "auto" (ONNX Runtime where installed).
     """
 
     model: str | None = None
@@ -46,6 +48,7 @@ class TokenClassifierCompressor(Compressor):
     protection: Protection = Protection()
     document_filter: float | None = None
     quantize: str | None = "auto"
+    backend: str = "auto"
     device: str = "auto"
     window_tokens: int | None = None
     batch_tokens: int = 4096
@@ -87,7 +90,7 @@ class TokenClassifierCompressor(Compressor):
         quantize = self.quantize
         if quantize == "auto":
             quantize = "int8" if device == "cpu" and not self.llmlingua_compatible else None
-        return load_token_classifier(self.model, device, quantize, self.allow_random_head)
+        return load_token_classifier(self.model, device, quantize, self.allow_random_head, self.backend)
 
     def compress(self, inputs, query=None, budget=None):
         if not self.llmlingua_compatible:
@@ -113,33 +116,37 @@ class TokenClassifierCompressor(Compressor):
             return self._llmlingua_units(documents)
         classifier = self.classifier
         doc, start, end = split_documents(documents, self.unit)
-        score = np.zeros(len(doc), dtype=np.float64)
+        # Windows of every document go through the model together: many short documents
+        # (retrieved passages) then fill whole batches instead of one small forward each.
+        plans, sequences, offset = [], [], 0
         for index, document in enumerate(documents):
             rows = np.flatnonzero(doc == index)
-            if len(rows):
-                score[rows] = self.unit_keep_probabilities(classifier, document.text, start[rows], end[rows])
+            encoded = classifier.encode(document.text)
+            if not len(rows) or not len(encoded):
+                continue
+            windows = self.plan_windows(classifier, document.text, encoded)
+            plans.append((rows, encoded, windows, len(sequences)))
+            for a, b in windows:
+                sequence, offset = with_special_tokens(classifier.tokenizer, encoded.ids[a:b])
+                sequences.append(sequence)
+        probs = classifier.keep_probabilities(sequences, max_batch_tokens=self.batch_tokens) if sequences else []
+        score = np.zeros(len(doc), dtype=np.float64)
+        for rows, encoded, windows, first in plans:
+            window_probs = probs[first : first + len(windows)]
+            token_probs = np.concatenate([p[offset : offset + (b - a)] for p, (a, b) in zip(window_probs, windows)])
+            unit_of_token = token_units(encoded.starts, start[rows], end[rows])
+            score[rows] = unit_mean(token_probs, unit_of_token, len(rows))
         if self.document_filter is not None and len(documents) > 1:
             score -= _FILTERED_PENALTY * ~kept_documents(doc, score, len(documents), self.document_filter)[doc]
         return Units.build(doc, start, end, score)
 
-    def unit_keep_probabilities(self, classifier: TokenClassifier, text: str, unit_starts, unit_ends) -> np.ndarray:
-        """Mean keep probability of the sub-tokens in each unit of one document."""
-        encoded = classifier.encode(text)
-        if not len(encoded):
-            return np.zeros(len(unit_starts))
+    def plan_windows(self, classifier: TokenClassifier, text: str, encoded) -> list[tuple[int, int]]:
+        """Token windows of one document that end at sentence ends (else at word starts)."""
         window = min(self.window_tokens or classifier.max_length, classifier.max_length)
         _, sentence_ends = sentence_spans(text)
         sentence_cuts = np.searchsorted(encoded.starts, sentence_ends, side="left")
         word_cuts = np.flatnonzero(encoded.starts[1:] > encoded.ends[:-1]) + 1  # a gap before the token
-        windows = plan_windows(len(encoded), window - 2, sentence_cuts, word_cuts)
-        sequences, offset = [], 0
-        for a, b in windows:
-            sequence, offset = with_special_tokens(classifier.tokenizer, encoded.ids[a:b])
-            sequences.append(sequence)
-        probs = classifier.keep_probabilities(sequences, max_batch_tokens=self.batch_tokens)
-        token_probs = np.concatenate([p[offset : offset + (b - a)] for p, (a, b) in zip(probs, windows)])
-        unit_of_token = token_units(encoded.starts, np.asarray(unit_starts), np.asarray(unit_ends))
-        return unit_mean(token_probs, unit_of_token, len(unit_starts))
+        return plan_windows(len(encoded), window - 2, sentence_cuts, word_cuts)
 
     def _llmlingua_units(self, documents) -> Units:
         """Only the words llmlingua keeps become units, so the solver returns exactly them when they fit."""

@@ -42,6 +42,8 @@ class TokenClassifier:
     device: str
     max_length: int
     quantized: bool
+    backend: str = "torch"  # "torch" or "onnx" (int8 ONNX Runtime session in `onnx`)
+    onnx: object | None = None
 
     def encode(self, text: str) -> Encoded:
         """Token ids and offsets of `text` without special tokens, in one call to the Rust encoder."""
@@ -62,8 +64,6 @@ class TokenClassifier:
         `sequences` already carry their special tokens. Batches group similar lengths; `pad_to`
         pads every sequence to a fixed width (only to mimic llmlingua's batches).
         """
-        import torch
-
         lengths = np.array([len(s) for s in sequences], dtype=np.int64)
         if pad_to is not None:
             lengths = np.full(len(sequences), pad_to, dtype=np.int64)
@@ -73,26 +73,40 @@ class TokenClassifier:
             batches = [np.arange(i, min(i + max_batch_size, len(sequences))) for i in range(0, len(sequences), max_batch_size)]
         else:
             batches = batch_by_length(lengths, max_batch_tokens, max_batch_size)
-        with torch.inference_mode():
-            for batch in batches:
-                width = int(lengths[batch].max())
-                ids = np.full((len(batch), width), pad_id, dtype=np.int64)
-                mask = np.zeros((len(batch), width), dtype=np.int64)
-                for row, index in enumerate(batch.tolist()):
-                    ids[row, : len(sequences[index])] = sequences[index]
-                    mask[row, : len(sequences[index])] = 1
-                logits = self.model(
-                    input_ids=torch.from_numpy(ids).to(self.device),
-                    attention_mask=torch.from_numpy(mask).to(self.device),
-                ).logits.float()
-                if logits.shape[-1] == 1:
-                    probs = torch.sigmoid(logits[..., 0])
-                else:
-                    probs = torch.softmax(logits, dim=-1)[..., 1]
-                probs = probs.cpu().numpy()
-                for row, index in enumerate(batch.tolist()):
-                    results[index] = probs[row, : len(sequences[index])]
+        for batch in batches:
+            width = int(lengths[batch].max())
+            ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(batch), width), dtype=np.int64)
+            for row, index in enumerate(batch.tolist()):
+                ids[row, : len(sequences[index])] = sequences[index]
+                mask[row, : len(sequences[index])] = 1
+            probs = self.forward_probabilities(ids, mask)
+            for row, index in enumerate(batch.tolist()):
+                results[index] = probs[row, : len(sequences[index])]
         return results  # type: ignore[return-value]
+
+    def forward_probabilities(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """P(keep) per position (batch, width) from torch or the ONNX Runtime session."""
+        if self.onnx is not None:
+            return keep_probability(self.onnx.logits(ids, mask))
+        import torch
+
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=torch.from_numpy(ids).to(self.device), attention_mask=torch.from_numpy(mask).to(self.device)
+            ).logits.float()
+            # torch's softmax, as llmlingua computes it, so compatible mode matches to the last bit
+            probs = torch.sigmoid(logits[..., 0]) if logits.shape[-1] == 1 else torch.softmax(logits, dim=-1)[..., 1]
+            return probs.cpu().numpy()
+
+
+def keep_probability(logits: np.ndarray) -> np.ndarray:
+    """P(label 1) from 2-label logits (softmax), or sigmoid of a single logit."""
+    if logits.shape[-1] == 1:
+        return 1.0 / (1.0 + np.exp(-logits[..., 0]))
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp[..., 1] / exp.sum(axis=-1)
 
 
 def _architectures(path: str) -> list[str]:
@@ -103,7 +117,9 @@ def _architectures(path: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def load_token_classifier(name: str, device: str = "auto", quantize: str | None = None, allow_random_head: bool = False) -> TokenClassifier:
+def load_token_classifier(
+    name: str, device: str = "auto", quantize: str | None = None, allow_random_head: bool = False, backend: str = "auto"
+) -> TokenClassifier:
     """Load a token-classification checkpoint (local path, embedded alias or hub id) once.
 
     A checkpoint without a token-classification head (e.g. the bare MiniLM encoder) is refused
@@ -132,21 +148,45 @@ def load_token_classifier(name: str, device: str = "auto", quantize: str | None 
     tokenizer.backend_tokenizer.no_truncation()
     tokenizer.backend_tokenizer.no_padding()
     model = model.to(device).eval()
-    quantized = False
+    quantized, onnx = False, None
     if quantize not in (None, "none", "int8"):
         raise InvalidInputError(f"quantize must be None, 'none' or 'int8', got {quantize!r}")
+    if backend not in ("auto", "torch", "onnx"):
+        raise InvalidInputError(f"backend must be 'auto', 'torch' or 'onnx', got {backend!r}")
     if quantize == "int8":
         if device != "cpu":
-            raise InvalidInputError("int8 dynamic quantization runs on the CPU only; use half precision on CUDA")
-        import torch
+            raise InvalidInputError("int8 quantization runs on the CPU only; CUDA uses half precision")
+        onnx = _onnx_int8(model, path) if backend in ("auto", "onnx") else None
+        if onnx is None and backend == "onnx":
+            raise ModelNotAvailableError("backend='onnx' needs onnxruntime (and onnx once, to export the model)")
+        if onnx is None:
+            import torch
 
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         quantized = True
     max_length = int(min(getattr(tokenizer, "model_max_length", 512) or 512, 512))
     position_limit = getattr(model.config, "max_position_embeddings", 512)
     if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
         position_limit -= 2  # positions start after the padding index
-    return TokenClassifier(str(name), model, tokenizer, device, min(max_length, position_limit), quantized)
+    return TokenClassifier(
+        str(name), model, tokenizer, device, min(max_length, position_limit), quantized,
+        "onnx" if onnx is not None else "torch", onnx,
+    )
+
+
+def _onnx_int8(model, path: str):
+    """An int8 ONNX Runtime session for `model`, or None where onnxruntime/onnx are missing."""
+    from ctxzip.token_level.onnx_backend import OnnxTokenClassifier, export_int8, onnx_available
+
+    import importlib.util
+
+    from ctxzip.token_level.onnx_backend import exported_int8
+
+    if not onnx_available():
+        return None
+    if exported_int8(path) is None and importlib.util.find_spec("onnx") is None:
+        return None  # exporting needs the `onnx` package; the torch int8 path is used instead
+    return OnnxTokenClassifier(export_int8(model, path))
 
 
 def with_special_tokens(tokenizer, ids: np.ndarray) -> tuple[np.ndarray, int]:

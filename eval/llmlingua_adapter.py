@@ -1,0 +1,84 @@
+"""The two adaptations llmlingua 0.2.2 needs to run here (DESIGN.md, "Facts that save time").
+
+1. Its LLMLingua-1 / LongLLMLingua path hands `past_key_values` around as tuples of (key, value);
+   transformers 5 models take and return `DynamicCache`. `wrap_legacy_cache` converts at the
+   model's forward: tuples -> DynamicCache in, DynamicCache -> tuples out.
+2. Its LLMLingua-2 path picks word rules from the model *name* and refuses other names, so the
+   MiniLM token classifier is saved under a folder whose name contains `bert-base-multilingual-cased`.
+Both happen here, in the harness, not in ctxzip.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from ctxzip.budget import get_token_counter
+from ctxzip.models import ctxzip_home, resolve_model_path
+
+
+def ensure_offline_tiktoken() -> None:
+    """llmlingua calls tiktoken.encoding_for_model("gpt-3.5-turbo"); this makes cl100k load offline."""
+    get_token_counter("cl100k_base")
+
+
+def minilm_llmlingua2_checkpoint(seed: int = 0) -> str:
+    """MiniLM with a (random, seeded, spread) keep/drop head in a folder llmlingua accepts as mBERT-like."""
+    from ctxzip.token_level.checkpoints import save_minilm_token_classifier
+
+    folder = ctxzip_home() / "bench" / f"minilm-l6-bert-base-multilingual-cased-spreadhead{seed}"
+    return str(save_minilm_token_classifier(folder, seed=seed))
+
+
+def _to_cache(past):
+    from transformers import DynamicCache
+
+    if past is None or not isinstance(past, (tuple, list)):
+        return past
+    return DynamicCache(ddp_cache_data=[(k, v) for k, v in past])
+
+
+def _to_tuples(cache):
+    if cache is None or isinstance(cache, (tuple, list)):
+        return cache
+    return tuple((layer.keys, layer.values) for layer in cache.layers)
+
+
+def wrap_legacy_cache(model):
+    """Make `model.forward` accept and return llmlingua's tuple KV caches."""
+    if getattr(model, "_ctxzip_legacy_cache", False):
+        return model
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def legacy_forward(*args, past_key_values=None, **kwargs):
+        output = forward(*args, past_key_values=_to_cache(past_key_values), **kwargs)
+        if getattr(output, "past_key_values", None) is not None:
+            output.past_key_values = _to_tuples(output.past_key_values)
+        return output
+
+    model.forward = legacy_forward
+    model._ctxzip_legacy_cache = True
+    return model
+
+
+@functools.lru_cache(maxsize=2)
+def llmlingua2_compressor(model_path: str):
+    """llmlingua's LLMLingua-2 PromptCompressor on a local token-classification checkpoint (CPU)."""
+    ensure_offline_tiktoken()
+    if "bert-base-multilingual-cased" not in Path(model_path).name and "xlm-roberta-large" not in Path(model_path).name:
+        raise ValueError("llmlingua 0.2.2 needs a folder name with bert-base-multilingual-cased or xlm-roberta-large")
+    from llmlingua import PromptCompressor
+
+    return PromptCompressor(model_name=model_path, device_map="cpu", use_llmlingua2=True)
+
+
+@functools.lru_cache(maxsize=1)
+def llmlingua1_compressor(model: str = "smollm2"):
+    """llmlingua's LLMLingua-1 / LongLLMLingua PromptCompressor on a local causal LM, cache-adapted."""
+    ensure_offline_tiktoken()
+    from llmlingua import PromptCompressor
+
+    compressor = PromptCompressor(model_name=resolve_model_path(model), device_map="cpu")
+    wrap_legacy_cache(compressor.model)
+    return compressor
