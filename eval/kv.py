@@ -109,7 +109,7 @@ def zstd_bits(layers) -> float:
 
 def corruption_check(cache_layers_small, level: int) -> tuple[int, int, int, int, int]:
     """Every single-byte change (all 255 other values) and every truncation of a small stream."""
-    codec = KVCodec(level=level, chunk_size=8)
+    codec = KVCodec(level=level, chunk_size=5)
     data = codec.encode(cache_layers_small)
     changes_detected = changes = 0
     for pos in range(len(data)):
@@ -136,7 +136,9 @@ def corruption_check(cache_layers_small, level: int) -> tuple[int, int, int, int
 def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.Option(0.0),
          levels: str = typer.Option(",".join(str(level) for level in LEVELS)),
          baselines: bool = typer.Option(True), write: bool = typer.Option(True),
-         corruption: bool = typer.Option(True)) -> None:
+         corruption: bool = typer.Option(True),
+         calibrate: int = typer.Option(0, help="windows (between the eval windows) to measure layer sensitivity on"),
+         sensitivity: str = typer.Option("eval/results/kv_sensitivity.json", help="stored sensitivity weights ('' for none)")) -> None:
     from ctxzip.models import load_causal_lm
     from eval.datasets import load_wikitext2
     from eval.report import markdown_table, write_results
@@ -145,6 +147,23 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
     model, tokenizer = load_causal_lm("smollm2", device="cpu")
     ids = torch.tensor(tokenizer(load_wikitext2())["input_ids"])
     chosen_levels = [int(level) for level in levels.split(",") if level]
+    layer_scales, calibration_note = None, "default layer scales (finer steps in the first 20% of layers)"
+    if sensitivity and not calibrate:
+        import json
+
+        from ctxzip.kv.sensitivity import step_scales
+
+        stored = json.loads(open(sensitivity, encoding="utf-8").read())
+        layer_scales = step_scales(torch.tensor([stored["weights_keys"], stored["weights_values"]]).T)
+        calibration_note = f"layer scales from the sensitivity stored in `{sensitivity}` ({stored['source']})"
+    if calibrate:
+        from ctxzip.kv.sensitivity import measure_sensitivity, step_scales
+
+        weights = torch.stack([measure_sensitivity(model, w[:CONTEXT + 64], continuation=64)
+                               for w in windows(ids, n_windows, offset + 0.5)[:calibrate]]).mean(0)
+        layer_scales = step_scales(weights)
+        calibration_note = (f"layer scales from sensitivity measured on {calibrate} calibration windows disjoint from the "
+                            f"eval windows (KL of 64 continuation tokens when one layer's keys or values are quantized)")
     rows: dict[str, dict] = {}
     timing: dict[int, list[float]] = {level: [0.0, 0.0, 0.0] for level in chosen_levels}  # encode s, decode s, MB
 
@@ -174,18 +193,22 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
             rebuilt, size = cachegen_lmcache(layers)
             record("CacheGen as in LMCache (32/16 bins)", rebuilt, size, window, ref_top1)
         fp16_mb = 2 * values / 1e6
-        for level in chosen_levels:
-            codec = KVCodec(level=level, config=model.config)
+        runs = [(level, layer_scales, f"ctxzip level {level} ({LEVELS[level].name})") for level in chosen_levels]
+        if layer_scales is not None and 4 in chosen_levels:
+            runs.append((4, None, "ctxzip level 4, default depth scales"))
+        for level, scales, label in runs:
+            codec = KVCodec(level=level, config=model.config, layer_scales=scales)
             source = fp16 if LEVELS[level].lossless else layers  # lossless is measured on the fp16 cache
             t0 = time.perf_counter()
             data = codec.encode(source)
             t1 = time.perf_counter()
             decoded = codec.decode(data)
             t2 = time.perf_counter()
-            timing[level][0] += t1 - t0
-            timing[level][1] += t2 - t1
-            timing[level][2] += fp16_mb
-            record(f"ctxzip level {level} ({LEVELS[level].name})", decoded, 8.0 * len(data), window, ref_top1)
+            if scales is layer_scales:
+                timing[level][0] += t1 - t0
+                timing[level][1] += t2 - t1
+                timing[level][2] += fp16_mb
+            record(label, decoded, 8.0 * len(data), window, ref_top1)
         for row in rows.values():
             row["values"] += values
     elapsed = time.time() - started
@@ -208,16 +231,17 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
         "counts every byte of its stream (header, frames, CRCs, tables, scales); baselines count the ideal "
         "entropy of their symbols plus their fp16 scales (no tables, no framing), zstd its real output.",
         "", "Command: `flock /tmp/ctxzip-heavy.lock .venv/bin/python -m eval.kv "
-        f"--windows {n_windows}`; run time {elapsed:.0f} s.", "",
+        f"--windows {n_windows} --calibrate {calibrate}`; run time {elapsed:.0f} s. ctxzip levels use {calibration_note}.", "",
         markdown_table(["variant", "bits/value", "vs fp16", "perplexity", "vs original", "top-1 agreement"], table),
         "", "## Throughput (CPU, one thread of a shared 2-core machine, MB of fp16 cache per second)", "",
         markdown_table(["level", "encode MB/s", "decode MB/s"], speed),
     ]
     if corruption:
-        small = [(k[:, :, :24].contiguous(), v[:, :, :24].contiguous()) for k, v in layers[:2]]
+        small = [(k[:, :1, :8].contiguous(), v[:, :1, :8].contiguous()) for k, v in layers[:1]]
         size, changes, changed_caught, cuts, cuts_caught = corruption_check(small, level=2)
         lines += ["", "## Corruption", "",
-                  f"Sample stream: level 2, 2 layers x 24 tokens of a real cache, chunks of 8 tokens, {size} bytes. "
+                  f"Sample stream: level 2, first layer, first kv head, 8 tokens of a real cache, chunks of 5 tokens "
+                  f"(one with sink tokens, one quantized), {size} bytes. "
                   f"Single-byte changes (every position, every other value): {changed_caught} of {changes} detected. "
                   f"Truncations (every length 0..{size - 1}): {cuts_caught} of {cuts} detected."]
     text = "\n".join(lines)

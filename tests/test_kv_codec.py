@@ -123,3 +123,18 @@ def test_bad_inputs_raise_clear_errors():
         KVCodec().encode([(k, k), (k, torch.zeros(1, 2, 5, 8))])
     with pytest.raises(KVFormatError, match="not supported"):
         KVCodec().encode([(k.double(), k.double())])
+
+
+def test_sensitivity_gives_finer_steps_to_more_sensitive_layers():
+    from ctxzip.kv.sensitivity import measure_sensitivity, step_scales
+
+    model, ids, cache = tiny_cache(tokens=40)
+    weights = measure_sensitivity(model, ids, continuation=8)
+    assert weights.shape == (3, 2) and (weights > 0).all()
+    scales = step_scales(weights)
+    assert (scales >= 1 / 8).all() and (scales <= 8).all() and scales.min() < 1 < scales.max()
+    assert scales.flatten()[weights.flatten().argmax()] == scales.min()
+    codec = KVCodec(level=4, config=model.config, layer_scales=scales)
+    assert codec.decode(codec.encode(cache)).get_seq_length() == 40
+    with pytest.raises(KVFormatError, match="layer_scales"):
+        KVCodec(layer_scales=torch.ones(2, 2)).encode(cache)

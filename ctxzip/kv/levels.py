@@ -18,7 +18,7 @@ from ctxzip.kv.format import KVFormatError
 class Level:
     name: str
     step: float = 0.0  # quantization step as a fraction of each head's RMS (before layer scales)
-    channel_group: int = 8  # channels sharing one symbol table
+    channel_group: int = 32  # channels sharing one symbol table (tables cost bytes in every chunk)
     anchor_group: int = 8  # tokens per anchor group (the first is the anchor)
     sink_tokens: int = 4  # first tokens of the cache kept in 16 bits (attention sinks)
     lossless: bool = False
@@ -26,11 +26,11 @@ class Level:
 
 LEVELS: dict[int, Level] = {
     0: Level("lossless", lossless=True),
-    1: Level("high", step=0.10),
-    2: Level("good", step=0.20),
-    3: Level("medium", step=0.35),
+    1: Level("high", step=0.15),
+    2: Level("good", step=0.3),
+    3: Level("medium", step=0.45),
     4: Level("low", step=0.6),
-    5: Level("lowest", step=1.0),
+    5: Level("lowest", step=0.9),
 }
 LEVEL_NAMES = {level.name: number for number, level in LEVELS.items()}
 

@@ -52,8 +52,13 @@ def measure_sensitivity(model, input_ids: torch.Tensor, continuation: int = 64,
     return weights
 
 
-def step_scales(weights: torch.Tensor, spread: float = 8.0) -> torch.Tensor:
-    """[layers, 2] step multipliers ~ 1/sqrt(w), geometric mean 1, clamped to [1/spread, spread]."""
+def step_scales(weights: torch.Tensor, spread: float = 2.0) -> torch.Tensor:
+    """[layers, 2] step multipliers ~ 1/sqrt(w), geometric mean 1, clamped to [1/spread, spread].
+
+    The clamp matters: the quadratic model holds only for small steps, and a layer given a step of
+    several RMS loses its content (on SmolLM2, spread 8 cost +8% perplexity where spread 2 cost +0.1%,
+    two windows, step 0.6).
+    """
     scales = weights.double().clamp_min(1e-12).rsqrt()
     scales = scales / scales.log().mean().exp()
     return scales.clamp(1 / spread, spread).float()
