@@ -299,6 +299,19 @@ def run(split: str, n_tasks: int, ratios: list[float], names: list[str], log_pat
     return tasks, rows
 
 
+def _complete_rows(tasks: list[CodeTask], log, ratios, names) -> tuple[list[CodeTask], list[Row]]:
+    """Rows of the tasks for which the log has full, empty and every method that ran at all."""
+    rows = [Row(**json.loads(line)) for line in log.read_text().splitlines()]
+    present = {r.method for r in rows}
+    wanted = {("full", 1.0), ("empty", 0.0)} | {(m, q) for m in names if m in present for q in ratios}
+    have: dict[str, set] = {}
+    for r in rows:
+        have.setdefault(r.task, set()).add((r.method, r.ratio))
+    complete = [t for t in tasks if wanted <= have.get(t.path, set())]
+    paths = {t.path for t in complete}
+    return complete, [r for r in rows if r.task in paths]
+
+
 def _parses(text: str) -> bool:
     from ctxzip.code.skeleton import parses
 
@@ -386,6 +399,8 @@ def main() -> None:
     parser.add_argument("--ratios", default="0.25")
     parser.add_argument("--methods", default="code,code-similarity,nearest,random,perplexity,token")
     parser.add_argument("--name", default="code", help="results file name (eval/results/<name>.md)")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="write the report from the rows already in eval/results/<name>.jsonl (complete tasks only)")
     args = parser.parse_args()
     ratios = [float(r) for r in args.ratios.split(",")]
     command = "python -m eval.code " + " ".join(
@@ -393,7 +408,11 @@ def main() -> None:
     from eval.report import RESULTS
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tasks, rows = run(args.split, args.tasks, ratios, args.methods.split(","), RESULTS / f"{args.name}.jsonl")
+    log = RESULTS / f"{args.name}.jsonl"
+    if args.summarise_only:
+        tasks, rows = _complete_rows(build_tasks(args.split, args.tasks), log, ratios, args.methods.split(","))
+    else:
+        tasks, rows = run(args.split, args.tasks, ratios, args.methods.split(","), log)
     markdown = summarise(tasks, rows, ratios, args.split, command, args.name)
     print(f"wrote {write_results(args.name, markdown)}")
 

@@ -41,6 +41,8 @@ class CodeCompressor(Compressor):
     skeleton_share: at most this share of the budget goes to signatures before bodies.
     overselect: functions covering this multiple of the body budget get a share of it.
     spread: how fast retention falls with the score gap to the best function (0 = all alike).
+    max_chunk_tokens / max_query_tokens: the perplexity scorer reads the head of each chunk and of the
+        instruction only (the signature and docstring carry most of the signal; forwards cost tokens).
     """
 
     scorer: str = "perplexity"
@@ -51,7 +53,8 @@ class CodeCompressor(Compressor):
     skeleton_share: float = 0.2
     overselect: float = 1.3
     spread: float = 2.0
-    max_chunk_tokens: int = 512
+    max_chunk_tokens: int = 256
+    max_query_tokens: int = 128
     batch_tokens: int = 8192
     protection: Protection = Protection()
     method = "code"
@@ -72,7 +75,8 @@ class CodeCompressor(Compressor):
     def get_scorer(self, name: str) -> ChunkScorer:
         """One scorer per name, kept with the compressor (its model is cached process-wide)."""
         if name not in self._scorers:
-            options = {"max_chunk_tokens": self.max_chunk_tokens, "batch_tokens": self.batch_tokens} if name == "perplexity" else {}
+            options = {"max_chunk_tokens": self.max_chunk_tokens, "max_query_tokens": self.max_query_tokens,
+                       "batch_tokens": self.batch_tokens} if name == "perplexity" else {}
             self._scorers[name] = make_scorer(name, self.model if name == self.scorer else None, self.device, **options)
         return self._scorers[name]
 
