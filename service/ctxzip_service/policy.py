@@ -2,8 +2,9 @@
 
 Default policy: long `user`/`tool` contents (at least `min_tokens` tokens) and content parts marked
 `"ctxzip_compress": true` (retrieved context, wherever it sits). Never the system/developer prompt
-and never the final user message (the question) unless asked; a part marked
-`"ctxzip_compress": false` is never touched. The marks are removed before the request goes upstream.
+(unless its role is named in `roles`) and never the final user message, the question (unless
+`compress_last_user`); a part marked `"ctxzip_compress": false` is never touched. The marks are
+removed before the request goes upstream.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from typing import Sequence
 
 from ctxzip.budget import TokenCounter
 from ctxzip_service.schemas import MARK, ChatMessage, ContentPart
-
-NEVER_BY_ROLE = frozenset({"system", "developer"})  # only an explicit mark can compress these
-
 
 @dataclass(frozen=True)
 class Policy:
@@ -63,7 +61,7 @@ def plan_compression(messages: Sequence[ChatMessage], policy: Policy, counter: T
     total = 0
     marked = False
     for i, message in enumerate(messages):
-        role_ok = message.role in policy.roles and message.role not in NEVER_BY_ROLE
+        role_ok = message.role in policy.roles
         position_ok = i != last_user or policy.compress_last_user
         for j, text, mark in _texts(message.content):
             tokens = counter.count(text)
