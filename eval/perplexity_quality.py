@@ -73,7 +73,7 @@ METHODS = {
 }
 
 
-def evaluate(examples, method_seconds: float) -> list[dict]:
+def evaluate(examples, method_seconds: float, on_method=None) -> list[dict]:
     from ctxzip.budget import get_token_counter
     from eval.metrics import answer_recall
 
@@ -116,6 +116,8 @@ def evaluate(examples, method_seconds: float) -> list[dict]:
                 "stopped": stopped, "items": items,
             })
             print({k: v for k, v in rows[-1].items() if k != "items"}, flush=True)
+        if on_method is not None:
+            on_method(rows)
     return rows
 
 
@@ -178,9 +180,10 @@ def main() -> None:
         if name not in wanted:
             del METHODS[name]
     examples = load_examples(args.hotpotqa, args.squad)
-    rows = evaluate(examples, args.method_seconds)
     from eval.report import write_results
 
+    # Written after each method, so a run cut short still leaves what it measured.
+    rows = evaluate(examples, args.method_seconds, lambda done: write_results("perplexity_quality", render(done, examples, args)))
     print(write_results("perplexity_quality", render(rows, examples, args)))
 
 
