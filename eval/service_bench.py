@@ -345,12 +345,15 @@ EXTRACTIVE_CONFIGS = [  # (label, flags): 2 compression threads is the default
 ]
 
 
-def extractive(total: int, concurrency: int, budget: int, examples: int, time_limit: float) -> list[dict]:
+def extractive(total: int, concurrency: int, budget: int, examples: int, time_limit: float,
+               labels: list[str] | None = None) -> list[dict]:
     bodies = hotpot_bodies(examples, budget)
     rows = []
     upstream, upstream_port = start_upstream()
     try:
         for label, flags in EXTRACTIVE_CONFIGS:
+            if labels and label not in labels:
+                continue
             sidecar, port = start_sidecar(upstream_port, "--preload", "extractive", "--cache-size", "0",
                                           "--compress-timeout", "600", "--request-timeout", "600", *flags)
             try:
@@ -430,6 +433,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--skip-pass-through", action="store_true")
     parser.add_argument("--skip-extractive", action="store_true")
+    parser.add_argument("--extract-configs", default="", help="comma-separated labels to run (default: all)")
+    parser.add_argument("--append", action="store_true", help="add to eval/results/service.md instead of replacing it")
     parser.add_argument("--no-write", action="store_true", help="print, do not write eval/results/service.md")
     args = parser.parse_args()
     if args.upstream_only:
@@ -438,12 +443,16 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     passes = [] if args.skip_pass_through else pass_through(args.duration, args.direct_duration, levels)
     extract = [] if args.skip_extractive else extractive(args.extract_requests, args.extract_concurrency,
-                                                          args.budget, args.examples, args.extract_time_limit)
+                                                          args.budget, args.examples, args.extract_time_limit,
+                                                          [x for x in args.extract_configs.split(",") if x])
     markdown = report(passes, extract, args)
     print(markdown)
     if not args.no_write:
-        from eval.report import write_results
+        from eval.report import RESULTS, write_results
 
+        if args.append and (RESULTS / "service.md").exists():
+            markdown = (RESULTS / "service.md").read_text(encoding="utf-8").rstrip() + "\n\n" + markdown.replace(
+                "# REST sidecar benchmark", "# REST sidecar benchmark, later run", 1)
         print("wrote", write_results("service", markdown))
 
 

@@ -89,8 +89,11 @@ class MicroBatcher:
                 await self.limiter.acquire_on_behalf_of(slot)  # a free compression thread
                 if len(self._pending) < self.max_batch and self.max_wait_s > 0:
                     await asyncio.sleep(self.max_wait_s)  # let requests arriving together join
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
+                # Share what is queued among the threads free now, so no thread idles beside a long batch.
+                free = self.limiter.available_tokens + 1
+                size = min(self.max_batch, -(-len(self._pending) // free))
+                batch = self._pending[:size]
+                del self._pending[:size]
                 live = [(r, f) for r, f in batch if not f.done()]  # skip callers that gave up
                 if not live:
                     self.limiter.release_on_behalf_of(slot)
