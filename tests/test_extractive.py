@@ -276,12 +276,30 @@ def test_fine_tuned_classifier_gives_probabilities_that_follow_the_query():
 
 
 @pytest.mark.slow
-def test_context_head_ranks_the_answer_sentence_high():
-    compressor = ExtractiveCompressor(scorer="context", rounds=1, min_score=0.0)
+def test_context_head_scorer_runs_end_to_end_with_a_given_head(tmp_path):
+    from ctxzip.scorers.context_head import N_SCALAR_FEATURES, ContextHeadScorer
+
+    dim = 384 + N_SCALAR_FEATURES
+    rng = np.random.default_rng(0)
+    head = tmp_path / "head.npz"
+    np.savez(head, mean=np.zeros(dim, np.float32), std=np.ones(dim, np.float32),
+             w1=rng.normal(size=(dim, 8)).astype(np.float32), b1=np.zeros(8, np.float32),
+             w2=rng.normal(size=(8, 1)).astype(np.float32), b2=np.zeros(1, np.float32))
+    compressor = ExtractiveCompressor(scorer=ContextHeadScorer(head=str(head)), min_score=0.0)
     result = compressor.compress(PLANETS, query="What are the names of the moons of Mars?", budget=Budget(tokens=25))
-    assert "Phobos" in result.text
     assert 0.0 <= result.info["max_score"] <= 1.0
     assert_traceable(result, PLANETS)
+
+
+@pytest.mark.slow
+def test_shipped_context_head_ranks_the_answer_sentence_high():
+    from ctxzip.scorers.context_head import SHIPPED_HEAD
+
+    if not SHIPPED_HEAD.exists():
+        pytest.skip("no shipped context head (train with `python -m ctxzip.train context`)")
+    compressor = ExtractiveCompressor(scorer="context", rounds=1)
+    result = compressor.compress(PLANETS, query="What are the names of the moons of Mars?", budget=Budget(tokens=25))
+    assert "Phobos" in result.text
 
 
 def _score_of(compressor, query, sentence):
