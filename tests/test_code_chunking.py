@@ -123,3 +123,15 @@ def test_closing_braces_follow_their_headers():
     # the `;` after the class body stays with the class's closing brace
     texts = units.texts(documents)
     assert any(t.strip() == "};" for t in (texts[i] for i in closes))
+
+
+def test_a_dropped_trailing_comment_leaves_no_placeholder():
+    source = "def f(x):\n    obs = []  # trailing note\n    obs.append(x)\n    return obs\n"
+    documents = [Document(source, id="c.py")]
+    units = chunk_documents(documents)
+    texts = units.texts(documents)
+    comment = next(i for i, t in enumerate(texts) if t.lstrip().startswith("#"))
+    mask = np.ones(len(units), dtype=bool)
+    mask[comment] = False
+    _, text, placeholders = render_code(documents, units, mask)
+    assert placeholders == 0 and "# trailing note" not in text and parses(text, "python")

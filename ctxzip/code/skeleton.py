@@ -39,7 +39,7 @@ def render_code(documents: list[Document], units: CodeUnits, mask: np.ndarray) -
         if keep[i]:
             pieces[d].append(documents[d].text[s:e])
             open_run = -1
-        elif can_elide and keep[p] and open_run != p:
+        elif can_elide and keep[p] and open_run != p and not _is_comment(documents[d].text[s:e]):
             pieces[d].append(placeholder_for(documents[d].text[s:e], units.markers[d]))
             open_run = p
             placeholders += 1
@@ -49,6 +49,11 @@ def render_code(documents: list[Document], units: CodeUnits, mask: np.ndarray) -
         if language in _FINAL_NEWLINE and doc_texts[d] and not doc_texts[d].endswith("\n"):
             doc_texts[d] += "\n"
     return doc_texts, DOCUMENT_SEPARATOR.join(t for t in doc_texts if t), placeholders
+
+
+def _is_comment(unit_text: str) -> bool:
+    """A dropped comment needs no placeholder (and one after code on its line would not parse)."""
+    return unit_text.lstrip().startswith(("#", "//", "/*"))
 
 
 def parses(text: str, language: str) -> bool:
