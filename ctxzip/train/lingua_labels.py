@@ -86,25 +86,35 @@ class Teacher:
         return record
 
 
-def write_labels(texts: list[TrainingText], path: Path, model: str = "smollm2") -> int:
-    """Append labels for texts not yet in `path` (gzipped JSON lines), so an interrupted run resumes."""
+def write_labels(texts: list[TrainingText], path: Path, model: str = "smollm2", every: int = 20) -> int:
+    """Append labels for texts not yet in `path`, so an interrupted run resumes where it stopped.
+
+    Records go out in small gzip members (one per `every` texts): a killed run loses at most the
+    member it was writing, and `read_labels` stops cleanly before it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if path.exists():
-        with gzip.open(path, "rt", encoding="utf-8") as f:
-            done = {json.loads(line)["id"] for line in f}
+    done = {r["id"] for r in read_labels(path)} if path.exists() else set()
     todo = [t for t in texts if t.id not in done]
     teacher = Teacher(model) if todo else None
     started = time.time()
-    with gzip.open(path, "at", encoding="utf-8") as out:
-        for count, item in enumerate(todo, 1):
-            out.write(json.dumps(teacher.label(item), ensure_ascii=False) + "\n")
-            if count % 100 == 0:
-                out.flush()
-                print(f"labelled {count}/{len(todo)} in {time.time() - started:.0f}s", flush=True)
+    for first in range(0, len(todo), every):
+        lines = [json.dumps(teacher.label(item), ensure_ascii=False) + "\n" for item in todo[first : first + every]]
+        with gzip.open(path, "at", encoding="utf-8") as out:
+            out.writelines(lines)
+        print(f"labelled {first + len(lines)}/{len(todo)} in {time.time() - started:.0f}s", flush=True)
     return len(done) + len(todo)
 
 
 def read_labels(path: Path) -> list[dict]:
+    """All complete records; a member cut short by a killed run ends the list instead of failing."""
+    records = []
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
+        try:
+            for line in f:
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break
+        except EOFError:
+            pass
+    return records
