@@ -123,7 +123,7 @@ def main() -> None:
     records = hotpot_records(args.records)
     budget = Budget(ratio=args.ratio)
     work = Path(tempfile.mkdtemp(prefix="ctxzip-corpus-bench-"))
-    path = write_jsonl(records, work / "paragraphs.jsonl")
+    write_jsonl(records, work / "paragraphs.jsonl")
     compressor = build_compressor(args.method, args.options)
     compressor_alone(compressor, records[: args.batch_size], budget, args.batch_size)  # load and warm the model
     job_in_process(write_jsonl(records[:64], work / "warm.jsonl"), work / "warm", args)
@@ -166,7 +166,7 @@ def main() -> None:
     rows.append([f"compressor alone, first {len(command_records)} records", len(command_records),
                  f"{command_alone:.1f}", f"{len(command_records) / command_alone:.1f}",
                  f"{command_tokens / command_alone:,.0f}", "-"])
-    rows.append([f"`ctxzip corpus` command on them (fresh process: start-up and model load included)",
+    rows.append(["`ctxzip corpus` command on them (fresh process: start-up and model load included)",
                  command["records"], f"{command['seconds']:.1f}", f"{command['records'] / command['seconds']:.1f}",
                  f"{command['summary']['original_tokens'] / command['seconds']:,.0f}",
                  f"{command['seconds'] / command_alone * 100 - 100:+.1f}%"])

@@ -54,7 +54,6 @@ def select_code(
     protected: np.ndarray | None = None,
 ) -> CodeSelection:
     """Keep the highest-priority units (with their headers) whose rendered text fits the budget."""
-    n = len(units)
     is_close = units.kind == CLOSE
     # What taking a unit costs: itself, its closing brace, and a placeholder if it is a header.
     group_cost = costs.astype(np.int64).copy()

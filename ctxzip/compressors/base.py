@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -35,27 +36,50 @@ class Compressor(ABC):
         query: str | None = None,
         budget: Budget | int | float | None = None,
     ) -> CompressionResult:
-        started = time.perf_counter()
-        budget = as_budget(budget)
-        documents = as_documents(inputs)
-        if query is not None and not isinstance(query, str):
-            raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
-        counter = budget.counter
-        original = DOCUMENT_SEPARATOR.join(d.text for d in documents if d.text)
-        original_tokens = counter.count(original)
-        target = budget.resolve(original_tokens)
-        if original_tokens <= target:
-            return unchanged_result(documents, original, original_tokens, budget, target, self, started)
-        if target < 1:
-            raise BudgetTooSmallError(f"the budget resolves to {target} tokens for a {original_tokens}-token input")
-
+        request, answered = begin(self, inputs, query, budget)
+        if answered is not None:
+            return answered
+        documents, counter = request.documents, request.counter
         units = self.score_units(documents, query, counter)
         scored = time.perf_counter()
         units.protected = units.protected | protected_units(documents, units, self.protection)
-        selection = select_under_budget(documents, units, target, counter)
+        selection = select_under_budget(documents, units, request.target, counter)
         selected = time.perf_counter()
-        timings = {"score": scored - started, "select": selected - scored}
-        return build_result(documents, units, selection, original_tokens, budget, target, self, timings, started)
+        timings = {"score": scored - request.started, "select": selected - scored}
+        return build_result(documents, units, selection, request.original_tokens, request.budget, request.target,
+                            self, timings, request.started)
+
+
+@dataclass
+class Request:
+    """A validated call: documents, the budget resolved to tokens, and when it started."""
+
+    documents: list[Document]
+    budget: Budget
+    counter: TokenCounter
+    original_tokens: int
+    target: int
+    started: float
+
+
+def begin(compressor: Compressor, inputs, query, budget) -> tuple[Request, CompressionResult | None]:
+    """Check the inputs and resolve the budget. An input already under budget is answered at once
+    (second value); a budget that resolves to nothing raises BudgetTooSmallError."""
+    started = time.perf_counter()
+    budget = as_budget(budget)
+    documents = as_documents(inputs)
+    if query is not None and not isinstance(query, str):
+        raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+    counter = budget.counter
+    original = DOCUMENT_SEPARATOR.join(d.text for d in documents if d.text)
+    original_tokens = counter.count(original)
+    target = budget.resolve(original_tokens)
+    request = Request(documents, budget, counter, original_tokens, target, started)
+    if original_tokens <= target:
+        return request, unchanged_result(documents, original, original_tokens, budget, target, compressor, started)
+    if target < 1:
+        raise BudgetTooSmallError(f"the budget resolves to {target} tokens for a {original_tokens}-token input")
+    return request, None
 
 
 def protected_units(documents: list[Document], units: Units, protection: Protection) -> np.ndarray:

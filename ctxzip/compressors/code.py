@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctxzip.budget import as_budget
 from ctxzip.code.chunking import CodeUnits, chunk_documents, HEADER, CLOSE, IMPORT
 from ctxzip.code.fine import unit_priorities
 from ctxzip.code.languages import normalise_language
 from ctxzip.code.scoring import ChunkScorer, identifiers, make_scorer
 from ctxzip.code.solver import close_under_parents, select_code
-from ctxzip.compressors.base import Compressor, build_result, unchanged_result
-from ctxzip.document import Document, DocumentsLike, as_documents
-from ctxzip.errors import BudgetTooSmallError, InvalidInputError
+from ctxzip.compressors.base import Compressor, begin, build_result
+from ctxzip.document import Document, DocumentsLike
+from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection, overlaps_protected
 from ctxzip.select import DOCUMENT_SEPARATOR, Selection, Units
 
@@ -129,19 +128,11 @@ class CodeCompressor(Compressor):
     # -- compressing --------------------------------------------------------------------------
 
     def compress(self, inputs: DocumentsLike, query: str | None = None, budget=None):
-        started = time.perf_counter()
-        budget = as_budget(budget)
-        documents = as_documents(inputs)
-        if query is not None and not isinstance(query, str):
-            raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
-        counter = budget.counter
-        original = DOCUMENT_SEPARATOR.join(d.text for d in documents if d.text)
-        original_tokens = counter.count(original)
-        target = budget.resolve(original_tokens)
-        if original_tokens <= target:
-            return unchanged_result(documents, original, original_tokens, budget, target, self, started)
-        if target < 1:
-            raise BudgetTooSmallError(f"the budget resolves to {target} tokens for a {original_tokens}-token input")
+        request, answered = begin(self, inputs, query, budget)
+        if answered is not None:
+            return answered
+        documents, counter, target, budget = request.documents, request.counter, request.target, request.budget
+        original_tokens, started = request.original_tokens, request.started
 
         units, costs, priority, details = self.plan(documents, query, counter, target)
         protected = _protected(documents, units, self.protection)

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ctxzip.budget import Budget, as_budget
-from ctxzip.compressors.base import Compressor, unchanged_result
-from ctxzip.document import CompressionResult, Document, DocumentsLike, Span, as_documents
-from ctxzip.errors import BudgetTooSmallError, InvalidInputError
-from ctxzip.select import DOCUMENT_SEPARATOR, Units
+from ctxzip.budget import Budget
+from ctxzip.compressors.base import Compressor, begin
+from ctxzip.document import CompressionResult, Document, DocumentsLike, Span
+from ctxzip.errors import InvalidInputError
+from ctxzip.select import Units
 
 
 @dataclass
@@ -55,17 +55,11 @@ class CascadeCompressor(Compressor):
 
     def compress(self, inputs: DocumentsLike, query: str | None = None,
                  budget: Budget | int | float | None = None) -> CompressionResult:
-        started = time.perf_counter()
-        budget = as_budget(budget)
-        documents = as_documents(inputs)
-        counter = budget.counter
-        original = DOCUMENT_SEPARATOR.join(d.text for d in documents if d.text)
-        original_tokens = counter.count(original)
-        target = budget.resolve(original_tokens)
-        if original_tokens <= target:
-            return unchanged_result(documents, original, original_tokens, budget, target, self, started)
-        if target < 1:
-            raise BudgetTooSmallError(f"the budget resolves to {target} tokens for a {original_tokens}-token input")
+        request, answered = begin(self, inputs, query, budget)
+        if answered is not None:
+            return answered
+        documents, target, budget = request.documents, request.target, request.budget
+        original_tokens, started = request.original_tokens, request.started
 
         first_target = min(original_tokens, max(target, math.floor(target / self.second_keep)))
         first = self._stages[0].compress(documents, query, Budget(tokens=first_target, tokenizer=budget.tokenizer))
