@@ -229,27 +229,34 @@ def test_mixed_scripts_keep_original_characters():
 
 
 def test_single_200k_token_input_stays_within_budget_and_memory(tmp_path):
-    # Run in a child process so its peak resident memory is measured on its own.
+    # Child processes, so each peak resident memory is measured on its own; the big input's peak is
+    # compared with a small input's, since the libraries alone take a few hundred MB.
     script = tmp_path / "big.py"
     script.write_text(
-        "import resource, numpy as np\n"
+        "import resource, sys, numpy as np\n"
         "from ctxzip import Budget\n"
         "from ctxzip.compressors.extractive import ExtractiveCompressor\n"
         "rng = np.random.default_rng(0)\n"
-        "words = np.array([f'w{i}' for i in range(5000)])[rng.integers(0, 5000, size=190_000)]\n"
+        "words = np.array([f'w{i}' for i in range(5000)])[rng.integers(0, 5000, size=int(sys.argv[1]))]\n"
         "sentences = [' '.join(words[i:i + 19]).capitalize() + '.' for i in range(0, len(words), 19)]\n"
-        "sentences.insert(5000, 'The secret launch code is zebra42.')\n"
+        "sentences.insert(len(sentences) // 2, 'The secret launch code is zebra42.')\n"
         "text = ' '.join(sentences)\n"
         "r = ExtractiveCompressor(scorer='bm25', rounds=1).compress(text, query='secret code zebra42', budget=Budget(tokens=2000))\n"
         "print(r.original_tokens, r.compressed_tokens, 'zebra42' in r.text, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    original, compressed, found, peak_kib = out.stdout.split()[-4:]
-    assert int(original) > 150_000
-    assert int(compressed) <= 2000
-    assert found == "True"
-    assert int(peak_kib) < 1_000_000  # well under 1 GiB: memory grows with the input, not its square
+
+    def run(words):
+        out = subprocess.run([sys.executable, str(script), str(words)], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        original, compressed, found, peak_kib = out.stdout.split()[-4:]
+        return int(original), int(compressed), found == "True", int(peak_kib)
+
+    original, compressed, found, peak_kib = run(190_000)
+    _, _, _, small_peak_kib = run(5_000)
+    assert original > 150_000
+    assert compressed <= 2000
+    assert found
+    assert peak_kib - small_peak_kib < 500_000  # memory grows with the input, not its square
 
 
 # --- model-backed scorers (real weights, tiny inputs) ------------------------------------------------
