@@ -20,10 +20,10 @@ from ctxzip.code.fine import unit_priorities
 from ctxzip.code.languages import normalise_language
 from ctxzip.code.scoring import ChunkScorer, identifiers, make_scorer
 from ctxzip.code.solver import close_under_parents, select_code
-from ctxzip.compressors.base import Compressor, begin, build_result
+from ctxzip.compressors.base import Compressor, begin, build_result, protected_units
 from ctxzip.document import Document, DocumentsLike
 from ctxzip.errors import InvalidInputError
-from ctxzip.protect import Protection, overlaps_protected
+from ctxzip.protect import Protection
 from ctxzip.select import DOCUMENT_SEPARATOR, Selection, Units
 
 
@@ -178,11 +178,4 @@ def _candidate_chunks(units: CodeUnits, costs: np.ndarray, chunk_scores: np.ndar
 
 def _protected(documents: list[Document], units: CodeUnits, protection: Protection) -> np.ndarray:
     """Units overlapping a protected span, with the headers they need."""
-    mask = np.zeros(len(units), dtype=bool)
-    if not protection.enabled or not len(units):
-        return mask
-    for index, doc in enumerate(documents):
-        rows = np.flatnonzero(units.doc == index)
-        if len(rows):
-            mask[rows] = overlaps_protected(units.start[rows], units.end[rows], protection.find(doc.text))
-    return close_under_parents(units, mask)
+    return close_under_parents(units, protected_units(documents, units, protection))
