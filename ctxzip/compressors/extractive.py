@@ -17,15 +17,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ctxzip.budget import Budget, as_budget
-from ctxzip.compressors.base import Compressor, build_result, protected_units, unchanged_result
+from ctxzip.budget import Budget
+from ctxzip.compressors.base import Compressor, begin, build_result, protected_units
 from ctxzip.document import CompressionResult, Document, DocumentsLike, as_documents
-from ctxzip.errors import BudgetTooSmallError, InvalidInputError
+from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
 from ctxzip.scorers import SentenceScorer, create_scorer
 from ctxzip.scorers.base import ScoringTask
 from ctxzip.scorers.redundancy import duplicate_mask, mmr_order
-from ctxzip.select import DOCUMENT_SEPARATOR, Units, select_under_budget
+from ctxzip.select import Units, select_under_budget
 from ctxzip.sentences import sentence_units
 
 ORDERS = ("original", "relevance")
@@ -123,28 +123,15 @@ class ExtractiveCompressor(Compressor):
         results: list[CompressionResult | None] = [None] * len(items)
         pending: list[_Pending] = []
         for position, (item, item_budget) in enumerate(zip(items, budgets)):
-            started = time.perf_counter()
             if not isinstance(item, (tuple, list)) or len(item) != 2:
                 raise InvalidInputError("compress_many takes a list of (documents, query) pairs")
             inputs, query = item
-            item_budget = as_budget(item_budget)
-            documents = as_documents(inputs)
-            if query is not None and not isinstance(query, str):
-                raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
-            counter = item_budget.counter
-            original = DOCUMENT_SEPARATOR.join(d.text for d in documents if d.text)
-            original_tokens = counter.count(original)
-            target = item_budget.resolve(original_tokens)
-            if original_tokens <= target:
-                results[position] = unchanged_result(documents, original, original_tokens, item_budget, target,
-                                                     self, started)
+            request, answered = begin(self, inputs, query, item_budget)
+            if answered is not None:
+                results[position] = answered
                 continue
-            if target < 1:
-                raise BudgetTooSmallError(
-                    f"the budget resolves to {target} tokens for a {original_tokens}-token input"
-                )
-            pending.append(_Pending(position, documents, item_budget, target, original_tokens,
-                                    _task(documents, query or ""), started))
+            pending.append(_Pending(position, request.documents, request.budget, request.target,
+                                    request.original_tokens, _task(request.documents, query or ""), request.started))
         if pending:
             scoring_started = time.perf_counter()
             scores, first_round, vectors = self._score([p.task for p in pending])
@@ -163,16 +150,12 @@ class ExtractiveCompressor(Compressor):
         scored: tuple | None = None
         results = []
         for budget in budgets:
-            started = time.perf_counter()
-            budget = as_budget(budget)
-            original = DOCUMENT_SEPARATOR.join(d.text for d in documents if d.text)
-            original_tokens = budget.counter.count(original)
-            target = budget.resolve(original_tokens)
-            if original_tokens <= target:
-                results.append(unchanged_result(documents, original, original_tokens, budget, target, self, started))
+            request, answered = begin(self, documents, query, budget)
+            if answered is not None:
+                results.append(answered)
                 continue
-            if target < 1:
-                raise BudgetTooSmallError(f"the budget resolves to {target} tokens for a {original_tokens}-token input")
+            budget, target, started = request.budget, request.target, request.started
+            original_tokens = request.original_tokens
             if scored is None:
                 scored = self._score([task]) + (time.perf_counter() - started,)
             scores, first, vectors, seconds = scored
