@@ -111,7 +111,7 @@ def fit(records: list[dict], out_dir: Path, *, with_query: bool, epochs: int = 2
             loss.backward()
             optimizer.step()
             schedule.step()
-            total, count = total + float(loss), count + 1
+            total, count = total + loss.item(), count + 1
         metrics = evaluate(model, val, tokenizer.pad_token_id, keep_logits)
         history.append({"epoch": epoch + 1, "train_loss": total / max(count, 1), **metrics,
                         "seconds": round(time.time() - started, 1)})
