@@ -19,12 +19,12 @@ from pydantic import ConfigDict, Field, PrivateAttr
 import ctxzip
 from ctxzip.budget import Budget
 
-from langchain_ctxzip._budget import resolve_budget, resolve_compressor
+from langchain_ctxzip._budget import CompressorSpec
 
 METADATA_KEY = "ctxzip"
 
 
-class CtxzipCompressor(BaseDocumentCompressor):
+class CtxzipCompressor(CompressorSpec, BaseDocumentCompressor):
     """Compress retrieved documents under one token budget, keeping each document's metadata.
 
     `compressor` is a method name ("extractive", "truncate", ...) or a ctxzip compressor instance;
@@ -37,19 +37,6 @@ class CtxzipCompressor(BaseDocumentCompressor):
     budget: Budget
     compressor_options: dict[str, Any] = Field(default_factory=dict)
     _instance: Any = PrivateAttr(default=None)
-
-    def __init__(self, **data: Any) -> None:
-        # Checked before pydantic sees it, so a bad budget raises ctxzip's own error type.
-        if "budget" in data:
-            data["budget"] = resolve_budget(data["budget"])
-        super().__init__(**data)
-
-    @property
-    def ctxzip_compressor(self):
-        """The ctxzip compressor, built on first use (a model-based one loads its model once)."""
-        if self._instance is None:
-            self._instance = resolve_compressor(self.compressor, self.compressor_options)
-        return self._instance
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None

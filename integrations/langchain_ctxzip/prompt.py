@@ -23,7 +23,7 @@ import ctxzip
 from ctxzip.budget import Budget
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 
-from langchain_ctxzip._budget import resolve_budget, resolve_compressor
+from langchain_ctxzip._budget import CompressorSpec
 
 MARK = "ctxzip_compress"
 NEVER_BY_ROLE = frozenset({"system", "developer"})  # only an explicit mark compresses these
@@ -44,7 +44,7 @@ class Segment:
     tokens: int
 
 
-class CtxzipPromptCompressor(RunnableSerializable[Any, Any]):
+class CtxzipPromptCompressor(CompressorSpec, RunnableSerializable[Any, Any]):
     """Compress a `ChatPromptValue` (or a list of messages) so its text fits `budget` tokens.
 
     Returns the same kind it was given. Compressed messages carry `response_metadata["ctxzip"]`
@@ -60,18 +60,6 @@ class CtxzipPromptCompressor(RunnableSerializable[Any, Any]):
     min_tokens: int = 256  # shorter contents pass unchanged (the sidecar's default)
     compress_last_user: bool = False
     _instance: Any = PrivateAttr(default=None)
-
-    def __init__(self, **data: Any) -> None:
-        # Checked before pydantic sees it, so a bad budget raises ctxzip's own error type.
-        if "budget" in data:
-            data["budget"] = resolve_budget(data["budget"])
-        super().__init__(**data)
-
-    @property
-    def ctxzip_compressor(self):
-        if self._instance is None:
-            self._instance = resolve_compressor(self.compressor, self.compressor_options)
-        return self._instance
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return self._call_with_config(self._compress_prompt, input, config, run_type="prompt")
