@@ -137,6 +137,10 @@ def shipped_token_classifier_path(name: str) -> Path | None:
         model = AutoModelForTokenClassification.from_pretrained(
             base, num_labels=config["num_labels"], id2label=id2label, label2id={v: k for k, v in id2label.items()}
         )
+        # The window length it was trained on and whether it reads `query [SEP] context` travel
+        # in the merged config, so inference windows and inputs match training.
+        model.config.ctxzip_window = config.get("max_length")
+        model.config.ctxzip_question_aware = bool(config.get("question_aware"))
         state = {k: v.float() for k, v in load_file(str(head)).items()}
         missing = set(state) - set(dict(model.named_parameters()))
         if missing:

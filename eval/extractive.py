@@ -30,10 +30,11 @@ from ctxzip.compressors.extractive import ExtractiveCompressor
 from ctxzip.document import CompressionResult, Document, Span
 from ctxzip.errors import CtxzipError
 from eval import datasets
-from eval.metrics import answer_recall, bootstrap_ci, supporting_recall
+from eval.metrics import answer_recall, bootstrap_ci, supporting_recall, text_supporting_recall
 from eval.report import markdown_table, plot_quality_vs_ratio, write_results
 
 RATIOS = (1 / 3, 1 / 6, 1 / 10)
+LONGLLMLINGUA = "LongLLMLingua (llmlingua package, SmolLM2)"
 RATIO_NAMES = {1 / 3: "1/3", 1 / 6: "1/6", 1 / 10: "1/10"}
 
 
@@ -45,7 +46,7 @@ class Output:
     """What the metrics need from any method (ours return CompressionResult, LangChain does not)."""
 
     text: str
-    kept: list[Span]
+    kept: list[Span] | None  # None: text only (SR then counts words, see metrics.text_supporting_recall)
     tokens: int
 
 
@@ -78,6 +79,24 @@ def registry_method(name: str, **options) -> Callable:
         return outputs
 
     return run
+
+
+def longllmlingua(documents, query, budgets):
+    """LongLLMLingua through the llmlingua package on SmolLM2 (the recipe from llmlingua's README),
+    given each budget as its token target."""
+    from eval.llmlingua_adapter import llmlingua1_compressor
+
+    compressor = llmlingua1_compressor("smollm2")
+    counter = get_token_counter("cl100k_base")
+    outputs = []
+    for budget in budgets:
+        out = compressor.compress_prompt(
+            [d.text for d in documents], question=query, target_token=budget.tokens,
+            condition_in_question="after_condition", reorder_context="sort", dynamic_context_compression_ratio=0.3,
+            condition_compare=True, context_budget="+100", rank_method="longllmlingua")
+        text = out["compressed_prompt"]
+        outputs.append(Output(text, None, counter.count(text)))
+    return outputs
 
 
 def context_head_available() -> bool:
@@ -173,12 +192,15 @@ def _langchain_pipeline():
 # --- HotpotQA --------------------------------------------------------------------------------------
 
 
-def hotpot_rows(methods: dict[str, Callable], examples, counter) -> tuple[list[dict], dict]:
+def hotpot_rows(methods: dict[str, Callable], examples, counter, limits: dict[str, int]) -> tuple[list[dict], dict]:
+    """Per (method, ratio) lists of per-example scores, in example order; `limits` runs a slow method
+    on the first examples only (so its rows compare with the others' first entries)."""
     per: dict = {}
     seconds: dict[str, float] = {}
     for label, method in methods.items():
         started = time.perf_counter()
-        for ex in examples:
+        chosen = examples[: limits.get(label, len(examples))]
+        for ex in chosen:
             documents = ex.documents()
             original = counter.count("\n\n".join(d.text for d in documents))
             budgets = [Budget(tokens=max(1, int(r * original))) for r in RATIOS]
@@ -188,7 +210,11 @@ def hotpot_rows(methods: dict[str, Callable], examples, counter) -> tuple[list[d
             for ratio, budget, out in zip(RATIOS, budgets, outputs):
                 cell = per.setdefault((label, ratio), {"sr": [], "ar": [], "sr_bridge": [], "ar_bridge": [],
                                                         "within": [], "ratio": []})
-                sr = supporting_recall(gold, out.kept)
+                if out.kept is None:
+                    texts = {d.id: d.text for d in documents}
+                    sr = text_supporting_recall([texts[d][s:e] for d, s, e in gold if d in texts], out.text)
+                else:
+                    sr = supporting_recall(gold, out.kept)
                 ar = float("nan") if yes_no else answer_recall(ex.answer, out.text)
                 cell["sr"].append(sr)
                 cell["ar"].append(ar)
@@ -198,7 +224,7 @@ def hotpot_rows(methods: dict[str, Callable], examples, counter) -> tuple[list[d
                 if label != "full context":
                     cell["within"].append(counter.count(out.text) <= budget.tokens)
                     cell["ratio"].append(counter.count(out.text) / max(1, original))
-        seconds[label] = (time.perf_counter() - started) / max(1, len(examples))
+        seconds[label] = (time.perf_counter() - started) / max(1, len(chosen))
         print(f"hotpot {label}: {seconds[label]:.2f}s/example", flush=True)
     return per, seconds
 
@@ -302,6 +328,7 @@ def main(argv=None) -> int:
     parser.add_argument("--speed", type=int, default=20, help="HotpotQA examples timed per scorer")
     parser.add_argument("--threshold-examples", type=int, default=200)
     parser.add_argument("--skip", default="", help="method labels to leave out, separated by ;")
+    parser.add_argument("--longllmlingua", type=int, default=20, help="HotpotQA examples for LongLLMLingua (slow)")
     args = parser.parse_args(argv)
 
     import torch
@@ -324,12 +351,16 @@ def main(argv=None) -> int:
         "ours: fine-tuned MiniLM classifier, 1 round": ours(scorer="classifier", rounds=1),
         "ours: context head, 1 round": ours(scorer="context", rounds=1),
         "ours: context head, 2 rounds": ours(scorer="context"),
+        LONGLLMLINGUA: longllmlingua,
     }
     skip = set(filter(None, (s.strip() for s in args.skip.split(";"))))
     if not context_head_available():  # not trained yet: leave its rows out rather than fail
         skip |= {k for k in methods if "context head" in k}
     methods = {k: v for k, v in methods.items() if k not in skip}
-    per, seconds = hotpot_rows(methods, hotpot, counter)
+    limits = {LONGLLMLINGUA: args.longllmlingua}
+    if not args.longllmlingua:
+        methods.pop(LONGLLMLINGUA, None)
+    per, seconds = hotpot_rows(methods, hotpot, counter, limits)
 
     lines = ["# Extractive compression (issue 10)", "",
              f"HotpotQA eval split (distractor, 10 paragraphs), {len(hotpot)} questions sampled with seed 0 "
@@ -344,10 +375,19 @@ def main(argv=None) -> int:
             rows.append([label, fmt_ci(cell["sr"]), fmt_ci(cell["ar"]), f"{np.nanmean(cell['sr_bridge']):.3f}",
                          f"{np.nanmean(cell['ar_bridge']):.3f}",
                          f"{np.mean(cell['ratio']):.3f}" if cell["ratio"] else "1.000",
-                         f"{np.mean(cell['within']):.0%}" if cell["within"] else "-"])
+                         f"{np.mean(cell['within']):.0%}" if cell["within"] else "-", len(cell["sr"])])
         lines += [f"## HotpotQA, budget {RATIO_NAMES[ratio]}", "",
-                  markdown_table(["method", "SR", "AR", "SR bridge", "AR bridge", "achieved ratio", "within budget"],
+                  markdown_table(["method", "SR", "AR", "SR bridge", "AR bridge", "achieved ratio", "within budget", "n"],
                                  rows), ""]
+        if LONGLLMLINGUA in methods:
+            n = len(per[(LONGLLMLINGUA, ratio)]["sr"])
+            same = [[label, fmt_ci(per[(label, ratio)]["sr"][:n]), fmt_ci(per[(label, ratio)]["ar"][:n])]
+                    for label in methods if label != LONGLLMLINGUA]
+            lines += [f"On the {n} examples LongLLMLingua ran on (its SR counts a gold sentence when 80% of its words "
+                      "occur anywhere in the output, since llmlingua returns rewritten text, not spans):", "",
+                      markdown_table(["method", f"SR (first {n})", f"AR (first {n})"],
+                                     same + [[LONGLLMLINGUA, fmt_ci(per[(LONGLLMLINGUA, ratio)]["sr"]),
+                                              fmt_ci(per[(LONGLLMLINGUA, ratio)]["ar"])]]), ""]
     lines += ["Seconds per example (all three budgets; ours score once per example):", "",
               markdown_table(["method", "s/example"], [[k, f"{v:.3f}"] for k, v in seconds.items()]), ""]
 

@@ -138,7 +138,8 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
          baselines: bool = typer.Option(True), write: bool = typer.Option(True),
          corruption: bool = typer.Option(True),
          calibrate: int = typer.Option(0, help="windows (between the eval windows) to measure layer sensitivity on"),
-         sensitivity: str = typer.Option("eval/results/kv_sensitivity.json", help="stored sensitivity weights ('' for none)")) -> None:
+         sensitivity: str = typer.Option("eval/results/kv_sensitivity.json", help="stored sensitivity weights ('' for none)"),
+         gains: bool = typer.Option(True, help="also run every lossy level with per-channel gains (channels.py)")) -> None:
     from ctxzip.models import load_causal_lm
     from eval.datasets import load_wikitext2
     from eval.report import markdown_table, write_results
@@ -164,6 +165,14 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
         layer_scales = step_scales(weights)
         calibration_note = (f"layer scales from sensitivity measured on {calibrate} calibration windows disjoint from the "
                             f"eval windows (KL of 64 continuation tokens when one layer's keys or values are quantized)")
+    channel_gains, gains_note = None, ""
+    if gains:
+        from ctxzip.kv.channels import channel_gains as to_gains, measure_channel_weights
+
+        # the same calibration text as the stored sensitivity, disjoint from the eval windows
+        channel_gains = to_gains(measure_channel_weights(model, ids[250_000:250_000 + CONTEXT]))
+        gains_note = (" Rows marked `+ channel gains` also scale each channel's step by 1/sqrt(query energy) for keys "
+                      "and 1/sqrt(o_proj column energy) for values, measured on WikiText-2 test tokens 250000..251024.")
     rows: dict[str, dict] = {}
     timing: dict[int, list[float]] = {level: [0.0, 0.0, 0.0] for level in chosen_levels}  # encode s, decode s, MB
 
@@ -193,18 +202,21 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
             rebuilt, size = cachegen_lmcache(layers)
             record("CacheGen as in LMCache (32/16 bins)", rebuilt, size, window, ref_top1)
         fp16_mb = 2 * values / 1e6
-        runs = [(level, layer_scales, f"ctxzip level {level} ({LEVELS[level].name})") for level in chosen_levels]
+        runs = [(level, layer_scales, None, f"ctxzip level {level} ({LEVELS[level].name})") for level in chosen_levels]
         if layer_scales is not None and 4 in chosen_levels:
-            runs.append((4, None, "ctxzip level 4, default depth scales"))
-        for level, scales, label in runs:
-            codec = KVCodec(level=level, config=model.config, layer_scales=scales)
+            runs.append((4, None, None, "ctxzip level 4, default depth scales"))
+        if channel_gains is not None:
+            runs += [(level, layer_scales, channel_gains, f"ctxzip level {level} ({LEVELS[level].name}) + channel gains")
+                     for level in chosen_levels if not LEVELS[level].lossless]
+        for level, scales, level_gains, label in runs:
+            codec = KVCodec(level=level, config=model.config, layer_scales=scales, channel_gains=level_gains)
             source = fp16 if LEVELS[level].lossless else layers  # lossless is measured on the fp16 cache
             t0 = time.perf_counter()
             data = codec.encode(source)
             t1 = time.perf_counter()
             decoded = codec.decode(data)
             t2 = time.perf_counter()
-            if scales is layer_scales:
+            if scales is layer_scales and level_gains is None:
                 timing[level][0] += t1 - t0
                 timing[level][1] += t2 - t1
                 timing[level][2] += fp16_mb
@@ -231,7 +243,8 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
         "counts every byte of its stream (header, frames, CRCs, tables, scales); baselines count the ideal "
         "entropy of their symbols plus their fp16 scales (no tables, no framing), zstd its real output.",
         "", "Command: `flock /tmp/ctxzip-heavy.lock .venv/bin/python -m eval.kv "
-        f"--windows {n_windows} --calibrate {calibrate}`; run time {elapsed:.0f} s. ctxzip levels use {calibration_note}.", "",
+        f"--windows {n_windows} --calibrate {calibrate}{'' if gains else ' --no-gains'}`; run time {elapsed:.0f} s. "
+        f"ctxzip levels use {calibration_note}.{gains_note}", "",
         markdown_table(["variant", "bits/value", "vs fp16", "perplexity", "vs original", "top-1 agreement"], table),
         "", "## Throughput (CPU, one thread of a shared 2-core machine, MB of fp16 cache per second)", "",
         markdown_table(["level", "encode MB/s", "decode MB/s"], speed),

@@ -30,6 +30,23 @@ def minilm_llmlingua2_checkpoint(seed: int = 0) -> str:
     return str(save_minilm_token_classifier(folder, seed=seed))
 
 
+def distilled_llmlingua2_checkpoint(name: str = "ctxzip/lingua-minilm-v1") -> str:
+    """The embedded distilled model, copied to a folder name llmlingua accepts as mBERT-like, so both
+    implementations run the same trained checkpoint."""
+    import shutil
+
+    from ctxzip.models import resolve_model_path
+
+    source = Path(resolve_model_path(name))
+    folder = ctxzip_home() / "bench" / f"{source.name}-bert-base-multilingual-cased"
+    if not (folder / "config.json").exists():
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp)
+        tmp.rename(folder)
+    return str(folder)
+
+
 def _to_cache(past):
     from transformers import DynamicCache
 
@@ -82,3 +99,27 @@ def llmlingua1_compressor(model: str = "smollm2"):
     compressor = PromptCompressor(model_name=resolve_model_path(model), device_map="cpu")
     wrap_legacy_cache(compressor.model)
     return compressor
+
+
+class LLMLingua1Compressor:
+    """llmlingua's LLMLingua-1 behind ctxzip's compress(documents, query, budget) call (eval baseline).
+
+    It gets the same token target as every other method; what it returns is counted with cl100k,
+    so over-budget outputs show up in the tables (llmlingua does not promise to meet the target).
+    """
+
+    def __init__(self, model: str = "smollm2") -> None:
+        self.compressor = llmlingua1_compressor(model)
+
+    def compress(self, documents, query=None, budget=None):
+        from ctxzip.budget import get_token_counter
+        from ctxzip.document import CompressionResult, as_documents
+
+        docs = as_documents(documents)
+        texts = [d.text for d in docs]
+        out = self.compressor.compress_prompt(texts, target_token=int(budget.tokens))
+        text = out["compressed_prompt"]
+        counter = get_token_counter()
+        return CompressionResult(text=text, documents=docs, kept=[], original_tokens=counter.count("\n\n".join(texts)),
+                                 compressed_tokens=counter.count(text), method="llmlingua-1",
+                                 budget_tokens=int(budget.tokens))

@@ -47,6 +47,25 @@ def supporting_recall(gold: Sequence[tuple[str, int, int]], kept: Sequence[Span]
     return float(np.mean(hits))
 
 
+def text_supporting_recall(gold_sentences: Sequence[str], text: str, threshold: float = 0.8) -> float:
+    """For methods that return only text (llmlingua rewrites and reorders): share of gold sentences of
+    which at least `threshold` of the words (with multiplicity) occur in `text`. More lenient than
+    `supporting_recall`: word order and adjacency are not checked."""
+    import collections
+    import re
+
+    if not gold_sentences:
+        return float("nan")
+    have = collections.Counter(re.findall(r"\w+", text.lower()))
+    hits = []
+    for sentence in gold_sentences:
+        need = collections.Counter(re.findall(r"\w+", sentence.lower()))
+        total = sum(need.values())
+        found = sum(min(n, have[w]) for w, n in need.items())
+        hits.append(total > 0 and found >= threshold * total)
+    return float(np.mean(hits))
+
+
 def bootstrap_ci(values: Sequence[float], resamples: int = 1000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float, float]:
     """(mean, low, high): the mean and a percentile bootstrap confidence interval."""
     data = np.asarray([v for v in values if not np.isnan(v)], dtype=np.float64)

@@ -3,7 +3,7 @@
 import pytest
 
 from eval import datasets
-from eval.metrics import answer_recall, bootstrap_ci, normalize_answer, supporting_recall
+from eval.metrics import answer_recall, bootstrap_ci, normalize_answer, supporting_recall, text_supporting_recall
 from eval.runner import hotpotqa_cases, parse_methods, run
 from ctxzip.document import Span
 
@@ -49,6 +49,9 @@ def test_metrics():
     gold = [("a", 0, 10), ("b", 5, 15)]
     assert supporting_recall(gold, [Span("a", 0, 10)]) == 0.5
     assert supporting_recall(gold, [Span("a", 0, 5), Span("b", 0, 20)]) == 0.5
+    sentences = ["The tower is in Paris.", "It opened in 1889 to visitors."]
+    assert text_supporting_recall(sentences, "paris: the tower is in it") == 0.5  # all 5 words of the first, 2 of 6 of the second
+    assert text_supporting_recall(sentences, "tower Paris 1889 opened visitors in to It") == 0.5  # word order is not checked; 3 of 5 < 80%
     mean, low, high = bootstrap_ci([0, 1, 1, 1])
     assert low <= mean == 0.75 <= high
 

@@ -138,3 +138,43 @@ def test_sensitivity_gives_finer_steps_to_more_sensitive_layers():
     assert codec.decode(codec.encode(cache)).get_seq_length() == 40
     with pytest.raises(KVFormatError, match="layer_scales"):
         KVCodec(layer_scales=torch.ones(2, 2)).encode(cache)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt_neox"])
+def test_channel_weights_follow_query_energy_and_o_proj(arch):
+    from ctxzip.kv.channels import measure_channel_weights
+
+    model, ids, _ = tiny_cache(arch, tokens=40)
+    weights = measure_channel_weights(model, ids)
+    config = model.config
+    layers, dim = config.num_hidden_layers, config.hidden_size // config.num_attention_heads
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    assert weights.shape == (layers, 2, heads, dim) and (weights >= 0).all()
+    assert model.config._attn_implementation != "ctxzip_channel_probe"  # restored
+    if arch == "llama":  # value weights are the o_proj column energies, summed over the GQA group
+        o = model.model.layers[0].self_attn.o_proj.weight.float().pow(2).sum(0).reshape(4, dim)
+        assert torch.allclose(weights[0, 1], o.reshape(2, 2, dim).sum(1))
+
+
+def test_channel_gains_give_finer_steps_where_they_are_higher():
+    from ctxzip.kv.channels import channel_gains, gain_codes, gains_from_codes
+    from ctxzip.kv.layout import cache_to_rows
+
+    model, _, cache = tiny_cache(tokens=64)
+    weights = torch.ones(3, 2, 2, 16)
+    weights[..., :8] = 64.0  # the first half of every row matters 64x more
+    gains = channel_gains(weights, spread=4.0)
+    assert torch.equal(gains_from_codes(gain_codes(gains)), gains)  # on the byte grid already
+    assert torch.allclose(gains[..., :8] / gains[..., 8:].mean(), torch.tensor(8.0), rtol=0.05)
+    codec = KVCodec(level=4, chunk_size=32, config=model.config, channel_gains=gains)
+    data = codec.encode(cache)
+    rows, _ = cache_to_rows(cache)
+    decoded, _ = cache_to_rows(codec.decode(data))
+    error = (decoded - rows)[:, 4:].pow(2).mean(dim=(0, 1))
+    assert error[:8].mean() < error[8:].mean() / 10
+    plain = KVCodec(level=4, chunk_size=32, config=model.config)
+    assert len(data) < 1.3 * len(plain.encode(cache))  # gains cost one byte per channel per chunk
+    with pytest.raises(KVFormatError, match="channel_gains"):
+        KVCodec(channel_gains=torch.ones(3, 2, 2, 8)).encode(cache)
+    with pytest.raises(KVFormatError, match="channel_gains"):
+        KVCodec(channel_gains=torch.zeros(3, 2, 2, 16)).encode(cache)

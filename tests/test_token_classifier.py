@@ -45,9 +45,54 @@ def assert_sliced_from(result, documents):
         assert a.doc_id != b.doc_id or a.end <= b.start
 
 
-def test_no_model_is_a_clear_error():
-    with pytest.raises(ModelNotAvailableError, match="model="):
-        TokenClassifierCompressor()
+def test_defaults_are_the_embedded_distilled_models():
+    compressor = TokenClassifierCompressor()
+    assert compressor.model == "ctxzip/lingua-minilm-v1"
+    assert compressor.question_model == "ctxzip/lingua-minilm-qa-v1"
+    # a user's own checkpoint is used for queries too unless a question model is named
+    assert TokenClassifierCompressor(model="some/checkpoint").question_model is None
+
+
+def test_default_model_drops_stop_words_before_content_words():
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    text = wiki_text(6_000, offset=20_000)
+    result = TokenClassifierCompressor().compress(text, budget=Budget(ratio=0.5))
+
+    def stop_share(t):
+        words = [w.strip(".,;:()\"'").lower() for w in t.split()]
+        return np.mean([w in ENGLISH_STOP_WORDS for w in words if w])
+
+    assert result.compressed_tokens <= result.budget_tokens
+    assert stop_share(result.text) < 0.8 * stop_share(text)
+
+
+def test_question_aware_model_reads_query_then_window(bert_path, monkeypatch):
+    from ctxzip.token_level import classifier as classifier_module
+
+    loaded = classifier_module.load_token_classifier(bert_path, "cpu", None, False, "auto")
+    monkeypatch.setattr(loaded, "question_aware", True)
+    seen = []
+    original = type(loaded).keep_probabilities
+
+    def spy(self, sequences, **kwargs):
+        seen.extend(sequences)
+        return original(self, sequences, **kwargs)
+
+    monkeypatch.setattr(type(loaded), "keep_probabilities", spy)
+    compressor = TokenClassifierCompressor(model=bert_path, question_model=bert_path, quantize=None, window_tokens=64)
+    text = wiki_text(3_000)
+    result = compressor.compress(text, query="Who built the tower?", budget=Budget(tokens=100))
+    tokenizer = loaded.tokenizer
+    query_ids = loaded.encode("Who built the tower?").ids.tolist()
+    head = [tokenizer.cls_token_id, *query_ids, tokenizer.sep_token_id]
+    assert len(seen) > 2 and all(s[: len(head)].tolist() == head for s in seen)
+    assert all(len(s) <= 64 and s[-1] == tokenizer.sep_token_id for s in seen)
+    assert result.compressed_tokens <= 100
+    assert_sliced_from(result, [Document(text, "0")])
+    seen.clear()
+    compressor.compress(text, budget=Budget(tokens=100))  # no query: plain windows
+    assert seen and all(s[1] != head[1] or s[: len(head)].tolist() != head for s in seen)
 
 
 def test_an_encoder_without_a_token_head_is_refused_unless_asked(tmp_path):

@@ -65,7 +65,8 @@ def test_shipped_head_merges_with_its_base(tmp_path, monkeypatch):
     folder.mkdir(parents=True)
     weight = torch.randn(2, 384, dtype=torch.float16)
     save_file({"classifier.weight": weight, "classifier.bias": torch.zeros(2, dtype=torch.float16)}, str(folder / "head.safetensors"))
-    (folder / "ctxzip_head.json").write_text(json.dumps({"base": "minilm", "num_labels": 2, "id2label": {"0": "drop", "1": "keep"}}))
+    (folder / "ctxzip_head.json").write_text(json.dumps({"base": "minilm", "num_labels": 2, "id2label": {"0": "drop", "1": "keep"},
+                                                       "max_length": 200, "question_aware": True}))
     monkeypatch.setattr(models, "WEIGHTS", tmp_path / "weights")
     monkeypatch.setenv("CTXZIP_HOME", str(tmp_path / "home"))
     path = models.resolve_model_path("ctxzip/tiny-head")
@@ -73,3 +74,9 @@ def test_shipped_head_merges_with_its_base(tmp_path, monkeypatch):
     assert torch.equal(model.classifier.weight, weight.float())
     assert model.config.id2label == {0: "drop", 1: "keep"}
     assert models.resolve_model_path("ctxzip/tiny-head") == path  # merged once
+    # the training window and the query input travel to inference
+    from ctxzip.token_level.classifier import load_token_classifier
+
+    loaded = load_token_classifier("ctxzip/tiny-head", "cpu", None)
+    assert loaded.max_length == 200 and loaded.question_aware
+    load_token_classifier.cache_clear()

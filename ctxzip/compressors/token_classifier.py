@@ -3,6 +3,9 @@
 Sub-token keep probabilities are averaged per word (via the tokenizer's offsets) and one global
 selection over all windows and documents goes through the shared solver, so the budget is met
 exactly. `llmlingua_compatible=True` instead keeps the words the llmlingua package would keep.
+
+With no model given it uses the embedded distilled model (ctxzip/lingua-minilm-v1), and its
+question-aware sibling (ctxzip/lingua-minilm-qa-v1, input `query [SEP] context`) when a query is given.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from ctxzip.compressors.base import Compressor
 from ctxzip.compressors.units import split_documents
-from ctxzip.errors import InvalidInputError, ModelNotAvailableError
+from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
 from ctxzip.segment import sentence_spans
 from ctxzip.select import Units
@@ -24,6 +27,8 @@ from ctxzip.token_level.windows import plan_windows
 
 # Documents the coarse filter drops sink below every kept document's words (probabilities are in [0, 1]).
 _FILTERED_PENALTY = 2.0
+DEFAULT_MODEL = "ctxzip/lingua-minilm-v1"
+DEFAULT_QUESTION_MODEL = "ctxzip/lingua-minilm-qa-v1"
 
 
 @dataclass
@@ -31,7 +36,12 @@ class TokenClassifierCompressor(Compressor):
     """Keep the words a token classifier (label 1 = keep) rates highest, under the budget.
 
     model: local path, embedded alias or hub id of an AutoModelForTokenClassification checkpoint
-        (e.g. microsoft/llmlingua-2-xlm-roberta-large-meetingbank where the hub is reachable).
+        (e.g. microsoft/llmlingua-2-xlm-roberta-large-meetingbank where the hub is reachable);
+        None = the embedded distilled model ctxzip/lingua-minilm-v1.
+    question_model: the model used when compress() gets a query: "auto" = ctxzip/lingua-minilm-qa-v1
+        when `model` is the default (else `model` itself), None = never switch, or a checkpoint.
+        A question-aware model reads `[CLS] query [SEP] window [SEP]`; the query's tokens shorten
+        each window (at most `max_query_tokens` of them are used).
     llmlingua_compatible: keep exactly the words llmlingua 0.2.2 keeps (per-512-token-chunk
         percentile, its word rules), sliced from the original text; trimmed only if over budget.
     force_tokens / keep_digits: strings and numbers always kept (protected spans).
@@ -42,6 +52,8 @@ class TokenClassifierCompressor(Compressor):
     """
 
     model: str | None = None
+    question_model: str | None = "auto"
+    max_query_tokens: int = 64
     llmlingua_compatible: bool = False
     force_tokens: tuple[str, ...] = ()
     keep_digits: bool = False
@@ -59,11 +71,11 @@ class TokenClassifierCompressor(Compressor):
 
     def __post_init__(self) -> None:
         if self.model is None:
-            raise ModelNotAvailableError(
-                "TokenClassifierCompressor needs model=<local path or hub id of a token-classification "
-                "checkpoint> (for example microsoft/llmlingua-2-bert-base-multilingual-cased-meetingbank); "
-                "an embedded default model is not shipped yet"
-            )
+            self.model = DEFAULT_MODEL
+        if self.question_model == "auto":
+            self.question_model = DEFAULT_QUESTION_MODEL if self.model == DEFAULT_MODEL else None
+        if self.max_query_tokens < 1:
+            raise InvalidInputError(f"max_query_tokens must be at least 1, got {self.max_query_tokens}")
         if isinstance(self.force_tokens, str):
             self.force_tokens = (self.force_tokens,)
         self.force_tokens = tuple(self.force_tokens)
@@ -84,13 +96,23 @@ class TokenClassifierCompressor(Compressor):
 
     @property
     def classifier(self) -> TokenClassifier:
+        """The task-agnostic model (loaded once per process)."""
+        return self._load(self.model)
+
+    def classifier_for(self, query: str | None) -> TokenClassifier:
+        """The question-aware model when there is a query and one is configured, else `classifier`."""
+        if query and self.question_model and not self.llmlingua_compatible:
+            return self._load(self.question_model)
+        return self.classifier
+
+    def _load(self, name: str) -> TokenClassifier:
         from ctxzip.models import resolve_device
 
         device = resolve_device(self.device)
         quantize = self.quantize
         if quantize == "auto":
             quantize = "int8" if device == "cpu" and not self.llmlingua_compatible else None
-        return load_token_classifier(self.model, device, quantize, self.allow_random_head, self.backend)
+        return load_token_classifier(name, device, quantize, self.allow_random_head, self.backend)
 
     def compress(self, inputs, query=None, budget=None):
         if not self.llmlingua_compatible:
@@ -114,7 +136,12 @@ class TokenClassifierCompressor(Compressor):
     def score_units(self, documents, query, counter) -> Units:
         if self.llmlingua_compatible:
             return self._llmlingua_units(documents)
-        classifier = self.classifier
+        classifier = self.classifier_for(query)
+        query_ids = None
+        if query and classifier.question_aware:
+            # at most a quarter of each window goes to the query
+            window = min(self.window_tokens or classifier.max_length, classifier.max_length)
+            query_ids = classifier.encode(query).ids[: min(self.max_query_tokens, window // 4)]
         doc, start, end = split_documents(documents, self.unit)
         # Windows of every document go through the model together: many short documents
         # (retrieved passages) then fill whole batches instead of one small forward each.
@@ -124,10 +151,10 @@ class TokenClassifierCompressor(Compressor):
             encoded = classifier.encode(document.text)
             if not len(rows) or not len(encoded):
                 continue
-            windows = self.plan_windows(classifier, document.text, encoded)
+            windows = self.plan_windows(classifier, document.text, encoded, 0 if query_ids is None else len(query_ids) + 1)
             plans.append((rows, encoded, windows, len(sequences)))
             for a, b in windows:
-                sequence, offset = with_special_tokens(classifier.tokenizer, encoded.ids[a:b])
+                sequence, offset = with_special_tokens(classifier.tokenizer, encoded.ids[a:b], query_ids)
                 sequences.append(sequence)
         probs = classifier.keep_probabilities(sequences, max_batch_tokens=self.batch_tokens) if sequences else []
         score = np.zeros(len(doc), dtype=np.float64)
@@ -140,9 +167,11 @@ class TokenClassifierCompressor(Compressor):
             score -= _FILTERED_PENALTY * ~kept_documents(doc, score, len(documents), self.document_filter)[doc]
         return Units.build(doc, start, end, score)
 
-    def plan_windows(self, classifier: TokenClassifier, text: str, encoded) -> list[tuple[int, int]]:
-        """Token windows of one document that end at sentence ends (else at word starts)."""
-        window = min(self.window_tokens or classifier.max_length, classifier.max_length)
+    def plan_windows(self, classifier: TokenClassifier, text: str, encoded, reserved: int = 0) -> list[tuple[int, int]]:
+        """Token windows of one document that end at sentence ends (else at word starts).
+
+        `reserved` tokens of each window go to the query and its separator."""
+        window = min(self.window_tokens or classifier.max_length, classifier.max_length) - reserved
         _, sentence_ends = sentence_spans(text)
         sentence_cuts = np.searchsorted(encoded.starts, sentence_ends, side="left")
         word_cuts = np.flatnonzero(encoded.starts[1:] > encoded.ends[:-1]) + 1  # a gap before the token

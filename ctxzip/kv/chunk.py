@@ -7,7 +7,9 @@ integer symbols q = round((x - mean) / step). In each (row, channel group) the e
 q directly or, where it pays, the anchors and the deltas to them inside groups of tokens
 (`quant.anchor_delta`); every segment gets its own symbol table (`entropy.py`). The first `sink`
 tokens of the whole cache are kept in 16 bits, losslessly coded (attention sinks draw much of the
-attention mass, so their errors cost the most).
+attention mass, so their errors cost the most). With channel gains (`channels.py`) each channel is
+multiplied by its gain before quantization and divided by it after, so channels that matter more
+get finer steps; the gains' byte codes travel in the chunk.
 
 Lossless chunks: each value's bit pattern; its top byte (sign, exponent) is entropy-coded with a
 table per (row, channel group), for 4-byte values the second byte with a table per row; the
@@ -23,12 +25,14 @@ import numpy as np
 import torch
 
 from ctxzip.kv import kernels
+from ctxzip.kv.channels import gain_codes, gains_from_codes
 from ctxzip.kv.entropy import decode_segments, encode_segments
 from ctxzip.kv.format import KVFormatError
 from ctxzip.kv.levels import LEVELS
 from ctxzip.kv.quant import head_statistics
 
-_CHUNK = struct.Struct("<IIBBBBH")  # token_start, n_tokens, level, lossless, channel_group, anchor_group, sink
+_CHUNK = struct.Struct("<IIBBBBH")  # token_start, n_tokens, level, flags, channel_group, anchor_group, sink
+FLAG_LOSSLESS, FLAG_GAINS = 1, 2
 MAX_SYMBOL_RANGE = 4000  # steps are widened if a row would need more symbols than this
 
 @dataclass(frozen=True)
@@ -98,22 +102,29 @@ def _token_order(tokens: int, anchor_group: int) -> tuple[torch.Tensor, int]:
     return order, int(is_anchor.sum())
 
 
-def encode_chunk(x: torch.Tensor, token_start: int, level_id: int, layer_scales: torch.Tensor, sink: int) -> bytes:
+def encode_chunk(x: torch.Tensor, token_start: int, level_id: int, layer_scales: torch.Tensor, sink: int,
+                 gains: torch.Tensor | None = None) -> bytes:
     """Payload of a chunk frame for x [R, T, D]; `sink` leading tokens are kept in 16 bits.
 
-    `layer_scales` [layers, 2] multiplies the level's step per (layer, key/value).
+    `layer_scales` [layers, 2] multiplies the level's step per (layer, key/value); `gains` [R, D]
+    (optional) divides it per channel.
     """
     level = LEVELS[level_id]
     rows, tokens, dim = x.shape
     group = level.channel_group if dim % level.channel_group == 0 else dim
     x = x.cpu()
     if level.lossless:
-        return _CHUNK.pack(token_start, tokens, level_id, 1, group, 0, 0) + _encode_lossless(x, group)
+        return _CHUNK.pack(token_start, tokens, level_id, FLAG_LOSSLESS, group, 0, 0) + _encode_lossless(x, group)
     sink = min(sink, tokens)
-    parts = [_CHUNK.pack(token_start, tokens, level_id, 0, group, level.anchor_group, sink)]
+    flags = FLAG_GAINS if gains is not None else 0
+    parts = [_CHUNK.pack(token_start, tokens, level_id, flags, group, level.anchor_group, sink)]
     if sink:
         parts.append(_encode_lossless(_as_16_bit(x[:, :sink]), group))
     body, n = x[:, sink:], tokens - sink
+    if n and gains is not None:
+        codes = gain_codes(gains.reshape(rows, dim))
+        parts.append(codes.numpy().tobytes())
+        body = body.float() * gains_from_codes(codes)[:, None, :]  # exactly what the decoder divides by
     if n:
         mean, rms = head_statistics(body)
         step = _row_steps(body, rms, level.step, layer_scales)
@@ -147,8 +158,9 @@ def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device
     """(info, tensor [R, T, D] in `dtype` on `device`) from a chunk frame payload."""
     if len(payload) < _CHUNK.size:
         raise KVFormatError("chunk frame too short")
-    token_start, tokens, level_id, lossless, group, anchor_group, sink = _CHUNK.unpack_from(payload)
-    if (level_id not in LEVELS or group == 0 or dim % group or sink > tokens or tokens == 0
+    token_start, tokens, level_id, flags, group, anchor_group, sink = _CHUNK.unpack_from(payload)
+    lossless = flags & FLAG_LOSSLESS
+    if (level_id not in LEVELS or group == 0 or dim % group or sink > tokens or tokens == 0 or flags > 3
             or (not lossless and anchor_group == 0)):
         raise KVFormatError(f"chunk frame has invalid parameters (level {level_id}, group {group}, sink {sink})")
     info = ChunkInfo(token_start, tokens, level_id)
@@ -165,6 +177,13 @@ def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device
         pos += used
         pieces.append(tensor.to(device, dtype))
     n, n_groups = tokens - sink, dim // group
+    gains = None
+    if n and flags & FLAG_GAINS:
+        if len(view) < pos + rows * dim:
+            raise KVFormatError("chunk frame too short for its channel gains")
+        gains = gains_from_codes(torch.from_numpy(np.frombuffer(view, np.uint8, rows * dim, pos).copy()))
+        gains = gains.reshape(rows, dim).to(device)
+        pos += rows * dim
     if n:
         try:
             mean = torch.from_numpy(np.frombuffer(view, "<f2", rows * dim, pos).copy()).reshape(rows, dim)
@@ -189,7 +208,8 @@ def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device
             natural[:, order.to(device)] = grouped[picked]
             grouped[picked] = kernels.undo_anchor_delta(natural, anchor_group)
         q = grouped.reshape(rows, n_groups, n, group).permute(0, 2, 1, 3).reshape(rows, n, dim)
-        pieces.append(kernels.dequantize(q, mean.to(device), step.to(device)).to(dtype))
+        values = kernels.dequantize(q, mean.to(device), step.to(device))
+        pieces.append((values if gains is None else values / gains[:, None, :]).to(dtype))
     return info, torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
 
 

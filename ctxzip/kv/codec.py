@@ -54,13 +54,17 @@ def fp16_bytes(cache) -> int:
 class KVCodec:
     """Encode/decode KV caches of decoder models with standard (incl. grouped-query) attention."""
 
-    def __init__(self, level: int | str = "good", chunk_size: int = 256, config=None, layer_scales=None) -> None:
+    def __init__(self, level: int | str = "good", chunk_size: int = 256, config=None, layer_scales=None,
+                 channel_gains=None) -> None:
         """`layer_scales` [layers, 2]: step multipliers per (layer, key/value), e.g. from
-        `sensitivity.step_scales(measure_sensitivity(model, ids))`; default: finer first layers."""
+        `sensitivity.step_scales(measure_sensitivity(model, ids))`; default: finer first layers.
+        `channel_gains` [layers, 2, kv heads, head dim]: finer steps for the channels attention reads
+        most, from `channels.channel_gains(measure_channel_weights(model, ids))`; default: none."""
         self.level = resolve_level(level)
         self.chunk_size = chunk_size
         self.config = config
         self.layer_scales = layer_scales
+        self.channel_gains = channel_gains
 
     @classmethod
     def for_model(cls, model, **options) -> "KVCodec":
@@ -85,7 +89,8 @@ class KVCodec:
         return best
 
     def _stream(self, cache, level):
-        return encode_stream(cache, level, self.chunk_size, self.config, layer_scales=self.layer_scales)
+        return encode_stream(cache, level, self.chunk_size, self.config, layer_scales=self.layer_scales,
+                             channel_gains=self.channel_gains)
 
     def decode(self, data: bytes, device: str = "cpu"):
         """A DynamicCache on `device`; raises KVFormatError on any damaged or foreign stream."""

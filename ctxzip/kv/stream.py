@@ -8,6 +8,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ctxzip.kv.channels import rows_of
 from ctxzip.kv.chunk import decode_chunk, encode_chunk
 from ctxzip.kv.format import (
     FRAME_CHUNK, FRAME_END, FRAME_HEADER, FRAME_TEXT, FrameReader, KVFormatError, StreamHeader,
@@ -21,13 +22,14 @@ _TEXT = struct.Struct("<II")  # token_start, n_tokens; then int32 token ids
 
 
 def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, config=None, controller=None,
-                  token_ids=None, layer_scales=None) -> Iterator[bytes]:
+                  token_ids=None, layer_scales=None, channel_gains=None) -> Iterator[bytes]:
     """Frames of an encoded cache: prefix + header first, one frame per chunk of tokens, then END.
 
     With a `controller` (see `controller.py`) the level is chosen per chunk, and a chunk may be sent
     as its token ids (`token_ids`, 1-D) for the receiver to recompute. `layer_scales` [layers, 2]
     scales the steps per (layer, key/value), e.g. from `sensitivity.step_scales`; by default the
-    first layers get finer steps.
+    first layers get finer steps. `channel_gains` [layers, 2, kv heads, head dim] (from
+    `channels.channel_gains`) refines the steps per channel.
     """
     level_id = resolve_level(level)
     if not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size > 65535:
@@ -44,6 +46,12 @@ def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, confi
     layer_scales = depth_layer_scales(n_layers) if layer_scales is None else torch.as_tensor(layer_scales).float()
     if layer_scales.shape != (n_layers, 2) or not torch.isfinite(layer_scales).all() or (layer_scales <= 0).any():
         raise KVFormatError(f"layer_scales must be positive, shaped ({n_layers}, 2)")
+    gains = None
+    if channel_gains is not None:
+        channel_gains = torch.as_tensor(channel_gains).float()
+        if channel_gains.shape != (n_layers, 2, heads, dim) or not (channel_gains > 0).all():
+            raise KVFormatError(f"channel_gains must be positive, shaped ({n_layers}, 2, {heads}, {dim})")
+        gains = rows_of(channel_gains, batch)
     header = StreamHeader(n_layers, heads, dim, SUPPORTED_DTYPES[rows.dtype], chunk_size, level_id, tokens,
                           batch, model_fingerprint(config) if config is not None else bytes(8))
     yield stream_prefix() + pack_frame(FRAME_HEADER, 0, header.pack())
@@ -53,11 +61,11 @@ def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, confi
         piece = rows[:, start:start + chunk_size]
         chunk_sink = max(0, sink - start)
         if controller is None:
-            payload = encode_chunk(piece, start, level_id, layer_scales, chunk_sink)
+            payload = encode_chunk(piece, start, level_id, layer_scales, chunk_sink, gains)
             kind = FRAME_CHUNK
         else:
             choice = controller.choose_for_chunk(
-                lambda lvl: encode_chunk(piece, start, lvl, layer_scales, max(0, LEVELS[lvl].sink_tokens - start)),
+                lambda lvl: encode_chunk(piece, start, lvl, layer_scales, max(0, LEVELS[lvl].sink_tokens - start), gains),
                 n_tokens=piece.shape[1], can_send_text=token_ids is not None)
             if choice.level is None:
                 ids = token_ids[start:start + chunk_size].numpy().astype("<i4")

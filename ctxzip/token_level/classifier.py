@@ -44,6 +44,7 @@ class TokenClassifier:
     quantized: bool
     backend: str = "torch"  # "torch" or "onnx" (int8 ONNX Runtime session in `onnx`)
     onnx: object | None = None
+    question_aware: bool = False  # trained on `[CLS] query [SEP] context [SEP]` (ctxzip/lingua-minilm-qa-v1)
 
     def encode(self, text: str) -> Encoded:
         """Token ids and offsets of `text` without special tokens, in one call to the Rust encoder."""
@@ -168,9 +169,10 @@ def load_token_classifier(
     position_limit = getattr(model.config, "max_position_embeddings", 512)
     if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
         position_limit -= 2  # positions start after the padding index
+    trained_window = getattr(model.config, "ctxzip_window", None) or position_limit
     return TokenClassifier(
-        str(name), model, tokenizer, device, min(max_length, position_limit), quantized,
-        "onnx" if onnx is not None else "torch", onnx,
+        str(name), model, tokenizer, device, min(max_length, position_limit, trained_window), quantized,
+        "onnx" if onnx is not None else "torch", onnx, bool(getattr(model.config, "ctxzip_question_aware", False)),
     )
 
 
@@ -189,10 +191,13 @@ def _onnx_int8(model, path: str):
     return OnnxTokenClassifier(export_int8(model, path))
 
 
-def with_special_tokens(tokenizer, ids: np.ndarray) -> tuple[np.ndarray, int]:
-    """([CLS] ids [SEP] or <s> ids </s>, the number of special tokens in front) as in training."""
+def with_special_tokens(tokenizer, ids: np.ndarray, query_ids: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """([CLS] ids [SEP], or [CLS] query [SEP] ids [SEP] for a question-aware model; the number of
+    tokens in front of `ids`) as in training."""
     cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
     sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     head = [cls_id] if cls_id is not None else []
     tail = [sep_id] if sep_id is not None else []
+    if query_ids is not None and len(query_ids):
+        head = head + [int(i) for i in query_ids] + tail
     return np.concatenate([np.asarray(head, dtype=np.int64), ids, np.asarray(tail, dtype=np.int64)]), len(head)
