@@ -139,7 +139,9 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
          corruption: bool = typer.Option(True),
          calibrate: int = typer.Option(0, help="windows (between the eval windows) to measure layer sensitivity on"),
          sensitivity: str = typer.Option("eval/results/kv_sensitivity.json", help="stored sensitivity weights ('' for none)"),
-         gains: bool = typer.Option(True, help="also run every lossy level with per-channel gains (channels.py)")) -> None:
+         gains: bool = typer.Option(True, help="also run every lossy level with per-channel gains (channels.py)"),
+         gain_spread: float = typer.Option(4.0, help="channel gains are clamped to [1/spread, spread]"),
+         chunk_size: int = typer.Option(256, help="tokens per chunk (frame)")) -> None:
     from ctxzip.models import load_causal_lm
     from eval.datasets import load_wikitext2
     from eval.report import markdown_table, write_results
@@ -170,7 +172,7 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
         from ctxzip.kv.channels import channel_gains as to_gains, measure_channel_weights
 
         # the same calibration text as the stored sensitivity, disjoint from the eval windows
-        channel_gains = to_gains(measure_channel_weights(model, ids[250_000:250_000 + CONTEXT]))
+        channel_gains = to_gains(measure_channel_weights(model, ids[250_000:250_000 + CONTEXT]), spread=gain_spread)
         gains_note = (" Rows marked `+ channel gains` also scale each channel's step by 1/sqrt(query energy) for keys "
                       "and 1/sqrt(o_proj column energy) for values, measured on WikiText-2 test tokens 250000..251024.")
     rows: dict[str, dict] = {}
@@ -209,7 +211,8 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
             runs += [(level, layer_scales, channel_gains, f"ctxzip level {level} ({LEVELS[level].name}) + channel gains")
                      for level in chosen_levels if not LEVELS[level].lossless]
         for level, scales, level_gains, label in runs:
-            codec = KVCodec(level=level, config=model.config, layer_scales=scales, channel_gains=level_gains)
+            codec = KVCodec(level=level, chunk_size=chunk_size, config=model.config, layer_scales=scales,
+                            channel_gains=level_gains)
             source = fp16 if LEVELS[level].lossless else layers  # lossless is measured on the fp16 cache
             t0 = time.perf_counter()
             data = codec.encode(source)
@@ -243,7 +246,8 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
         "counts every byte of its stream (header, frames, CRCs, tables, scales); baselines count the ideal "
         "entropy of their symbols plus their fp16 scales (no tables, no framing), zstd its real output.",
         "", "Command: `flock /tmp/ctxzip-heavy.lock .venv/bin/python -m eval.kv "
-        f"--windows {n_windows} --calibrate {calibrate}{'' if gains else ' --no-gains'}`; run time {elapsed:.0f} s. "
+        f"--windows {n_windows} --calibrate {calibrate}{'' if gains else ' --no-gains'} --gain-spread {gain_spread} "
+        f"--chunk-size {chunk_size}`; run time {elapsed:.0f} s. "
         f"ctxzip levels use {calibration_note}.{gains_note}", "",
         markdown_table(["variant", "bits/value", "vs fp16", "perplexity", "vs original", "top-1 agreement"], table),
         "", "## Throughput (CPU, one thread of a shared 2-core machine, MB of fp16 cache per second)", "",
