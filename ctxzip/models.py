@@ -170,6 +170,10 @@ def resolve_device(device: str = "auto") -> str:
     """"auto" picks CUDA when present, else the CPU."""
     if device != "auto":
         return device
+    import ctypes.util
+
+    if ctypes.util.find_library("cuda") is None and not os.path.exists("/proc/driver/nvidia"):
+        return "cpu"  # no NVIDIA driver: no need to import torch (a second) to ask
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

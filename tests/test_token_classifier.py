@@ -68,9 +68,8 @@ def test_default_model_drops_stop_words_before_content_words():
 
 
 def test_question_aware_model_reads_query_then_window(bert_path, monkeypatch):
-    from ctxzip.token_level import classifier as classifier_module
-
-    loaded = classifier_module.load_token_classifier(bert_path, "cpu", None, False, "auto")
+    compressor = TokenClassifierCompressor(model=bert_path, question_model=bert_path, quantize=None, window_tokens=64)
+    loaded = compressor.classifier_for("any query")  # the cached object compress() will use
     monkeypatch.setattr(loaded, "question_aware", True)
     seen = []
     original = type(loaded).keep_probabilities
@@ -80,7 +79,6 @@ def test_question_aware_model_reads_query_then_window(bert_path, monkeypatch):
         return original(self, sequences, **kwargs)
 
     monkeypatch.setattr(type(loaded), "keep_probabilities", spy)
-    compressor = TokenClassifierCompressor(model=bert_path, question_model=bert_path, quantize=None, window_tokens=64)
     text = wiki_text(3_000)
     result = compressor.compress(text, query="Who built the tower?", budget=Budget(tokens=100))
     tokenizer = loaded.tokenizer
@@ -236,6 +234,27 @@ def test_int8_quantized_forward_runs_and_agrees_with_fp32(bert_path, backend, tm
     b = int8.score_units([Document(text)], None, get_token_counter()).score
     assert np.corrcoef(a, b)[0, 1] > 0.9
     assert int8.compress(text, budget=Budget(tokens=400)).compressed_tokens <= 400
+
+
+def test_an_exported_onnx_model_reloads_without_transformers(bert_path, tmp_path, monkeypatch):
+    from ctxzip.token_level.classifier import load_token_classifier
+    from ctxzip.token_level.light_tokenizer import LightTokenizer
+
+    monkeypatch.setenv("CTXZIP_HOME", str(tmp_path))
+    load_token_classifier.cache_clear()  # an earlier test may hold this model, exported elsewhere
+    text = wiki_text(4_000)
+    first = TokenClassifierCompressor(model=bert_path, quantize="int8", backend="onnx")
+    assert first.classifier.model is not None  # the first load exports from the torch model
+    expected = first.score_units([Document(text)], "a query", get_token_counter()).score
+    load_token_classifier.cache_clear()
+    again = TokenClassifierCompressor(model=bert_path, quantize="int8", backend="onnx")
+    light = again.classifier
+    assert light.model is None and isinstance(light.tokenizer, LightTokenizer) and light.backend == "onnx"
+    assert light.max_length == first.classifier.max_length
+    assert np.array_equal(again.score_units([Document(text)], "a query", get_token_counter()).score, expected)
+    # llmlingua-compatible mode needs the transformers tokenizer
+    assert TokenClassifierCompressor(model=bert_path, quantize="int8", llmlingua_compatible=True).classifier.model is not None
+    load_token_classifier.cache_clear()
 
 
 def test_a_200k_token_input_runs_with_bounded_memory(bert_path):

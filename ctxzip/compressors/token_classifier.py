@@ -112,7 +112,8 @@ class TokenClassifierCompressor(Compressor):
         quantize = self.quantize
         if quantize == "auto":
             quantize = "int8" if device == "cpu" and not self.llmlingua_compatible else None
-        return load_token_classifier(name, device, quantize, self.allow_random_head, self.backend)
+        return load_token_classifier(name, device, quantize, self.allow_random_head, self.backend,
+                                     full_tokenizer=self.llmlingua_compatible)
 
     def compress(self, inputs, query=None, budget=None):
         if not self.llmlingua_compatible:

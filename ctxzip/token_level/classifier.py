@@ -119,16 +119,17 @@ def _architectures(path: str) -> list[str]:
 
 @functools.lru_cache(maxsize=4)
 def load_token_classifier(
-    name: str, device: str = "auto", quantize: str | None = None, allow_random_head: bool = False, backend: str = "auto"
+    name: str, device: str = "auto", quantize: str | None = None, allow_random_head: bool = False, backend: str = "auto",
+    full_tokenizer: bool = False,
 ) -> TokenClassifier:
     """Load a token-classification checkpoint (local path, embedded alias or hub id) once.
 
     A checkpoint without a token-classification head (e.g. the bare MiniLM encoder) is refused
     unless `allow_random_head`: its fresh head is random and its selection meaningless.
+    An int8 CPU model exported to ONNX before loads without torch or transformers (a third of the
+    time) unless `full_tokenizer` asks for the transformers tokenizer (llmlingua-compatible mode).
     """
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from ctxzip.models import resolve_device, resolve_dtype, resolve_model_path
+    from ctxzip.models import resolve_device, resolve_model_path
 
     device = resolve_device(device)
     path = resolve_model_path(name)
@@ -138,6 +139,14 @@ def load_token_classifier(
             f"{name!r} is a {architectures[0]}, not a token classifier; pass a *ForTokenClassification checkpoint, "
             "or allow_random_head=True to put an untrained keep/drop head on it (for speed tests only)"
         )
+    if quantize == "int8" and device == "cpu" and backend in ("auto", "onnx") and not full_tokenizer:
+        light = _exported_onnx_classifier(str(name), path)
+        if light is not None:
+            return light
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from ctxzip.models import resolve_dtype
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForTokenClassification.from_pretrained(path, dtype=resolve_dtype(device))
@@ -165,15 +174,37 @@ def load_token_classifier(
 
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         quantized = True
-    max_length = int(min(getattr(tokenizer, "model_max_length", 512) or 512, 512))
-    position_limit = getattr(model.config, "max_position_embeddings", 512)
-    if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
-        position_limit -= 2  # positions start after the padding index
-    trained_window = getattr(model.config, "ctxzip_window", None) or position_limit
     return TokenClassifier(
-        str(name), model, tokenizer, device, min(max_length, position_limit, trained_window), quantized,
+        str(name), model, tokenizer, device, window_limit(model.config.to_dict(), getattr(tokenizer, "model_max_length", None)), quantized,
         "onnx" if onnx is not None else "torch", onnx, bool(getattr(model.config, "ctxzip_question_aware", False)),
     )
+
+
+def window_limit(config: dict, tokenizer_max_length: int | None) -> int:
+    """Longest window (special tokens included): the tokenizer's and position table's limits, and the
+    window a ctxzip head was trained on."""
+    max_length = int(min(tokenizer_max_length or 512, 512))
+    position_limit = config.get("max_position_embeddings", 512)
+    if config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        position_limit -= 2  # positions start after the padding index
+    return min(max_length, position_limit, config.get("ctxzip_window") or position_limit)
+
+
+def _exported_onnx_classifier(name: str, path: str) -> TokenClassifier | None:
+    """The int8 ONNX model exported on an earlier load, with a tokenizers-only tokenizer; None if absent."""
+    from ctxzip.token_level.light_tokenizer import LightTokenizer
+    from ctxzip.token_level.onnx_backend import OnnxTokenClassifier, exported_int8, onnx_available
+
+    config_file = Path(path) / "config.json"
+    if not (onnx_available() and config_file.exists() and LightTokenizer.available(path)):
+        return None
+    exported = exported_int8(path)
+    if exported is None:
+        return None
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    tokenizer = LightTokenizer(path)
+    return TokenClassifier(name, None, tokenizer, "cpu", window_limit(config, tokenizer.model_max_length), True,
+                           "onnx", OnnxTokenClassifier(exported), bool(config.get("ctxzip_question_aware", False)))
 
 
 def _onnx_int8(model, path: str):
