@@ -10,6 +10,7 @@ sizes are the ideal entropy of their symbols plus scales, as the issue's referen
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 import zlib
@@ -141,12 +142,16 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
          sensitivity: str = typer.Option("eval/results/kv_sensitivity.json", help="stored sensitivity weights ('' for none)"),
          gains: bool = typer.Option(True, help="also run every lossy level with per-channel gains (channels.py)"),
          gain_spread: float = typer.Option(4.0, help="channel gains are clamped to [1/spread, spread]"),
-         chunk_size: int = typer.Option(256, help="tokens per chunk (frame)")) -> None:
+         chunk_size: int = typer.Option(256, help="tokens per chunk (frame)"),
+         steps: str = typer.Option("", help="tuning only: override level steps, e.g. '4=0.75,5=1.2'")) -> None:
     from ctxzip.models import load_causal_lm
     from eval.datasets import load_wikitext2
     from eval.report import markdown_table, write_results
 
     torch.set_grad_enabled(False)
+    for item in filter(None, steps.split(",")):  # tuning runs: the stream stores steps, so decoding is unaffected
+        number, step = item.split("=")
+        LEVELS[int(number)] = dataclasses.replace(LEVELS[int(number)], step=float(step))
     model, tokenizer = load_causal_lm("smollm2", device="cpu")
     ids = torch.tensor(tokenizer(load_wikitext2())["input_ids"])
     chosen_levels = [int(level) for level in levels.split(",") if level]
@@ -247,7 +252,7 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
         "entropy of their symbols plus their fp16 scales (no tables, no framing), zstd its real output.",
         "", "Command: `flock /tmp/ctxzip-heavy.lock .venv/bin/python -m eval.kv "
         f"--windows {n_windows} --calibrate {calibrate}{'' if gains else ' --no-gains'} --gain-spread {gain_spread} "
-        f"--chunk-size {chunk_size}`; run time {elapsed:.0f} s. "
+        f"--chunk-size {chunk_size}{f' --steps {steps}' if steps else ''}`; run time {elapsed:.0f} s. "
         f"ctxzip levels use {calibration_note}.{gains_note}", "",
         markdown_table(["variant", "bits/value", "vs fp16", "perplexity", "vs original", "top-1 agreement"], table),
         "", "## Throughput (CPU, one thread of a shared 2-core machine, MB of fp16 cache per second)", "",

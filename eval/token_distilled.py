@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratios", default="0.5,0.33")
     parser.add_argument("--sets", default="hotpotqa,squad,gsm8k")
     parser.add_argument("--no-llmlingua", action="store_true")
+    parser.add_argument("--load-time", action="store_true", help="only print the default model's load time")
     args = parser.parse_args(argv)
+    if args.load_time:
+        print(f"TokenClassifierCompressor() load, fresh process, caches warm: {load_seconds():.2f} s")
+        return
     ratios = [float(r) for r in args.ratios.split(",")]
     table = methods(not args.no_llmlingua)
     scorer = AnswerScorer(max_tokens=3072)
