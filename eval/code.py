@@ -155,7 +155,7 @@ def make_methods(names: list[str]) -> dict[str, Compressor]:
         "nearest": NearestCodeCompressor,
         "random": RandomFunctionsCompressor,
         "perplexity": lambda: create_compressor("perplexity"),
-        "token": lambda: create_compressor("token", **_token_model()),
+        "token": lambda: create_compressor("token"),  # the embedded distilled model (question-aware with the query)
     }
     methods = {}
     for name in names:
@@ -164,15 +164,6 @@ def make_methods(names: list[str]) -> dict[str, Compressor]:
         except (CtxzipError, ImportError, TypeError) as exc:
             print(f"skipping {name}: {exc}")
     return methods
-
-
-def _token_model() -> dict:
-    """A shipped token-classifier head if the repo has one (ctxzip/weights/*token*)."""
-    from pathlib import Path
-
-    weights = Path(__file__).resolve().parents[1] / "ctxzip" / "weights"
-    found = sorted(p for p in weights.glob("*") if p.is_dir() and ("token" in p.name or "lingua" in p.name)) if weights.exists() else []
-    return {"model": str(found[0])} if found else {}
 
 
 # -- metrics ---------------------------------------------------------------------------------
