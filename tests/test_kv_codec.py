@@ -178,3 +178,11 @@ def test_channel_gains_give_finer_steps_where_they_are_higher():
         KVCodec(channel_gains=torch.ones(3, 2, 2, 8)).encode(cache)
     with pytest.raises(KVFormatError, match="channel_gains"):
         KVCodec(channel_gains=torch.zeros(3, 2, 2, 16)).encode(cache)
+
+
+def test_calibrated_codec_measures_gains_on_the_text_it_encodes():
+    model, ids, cache = tiny_cache(tokens=48)
+    codec = KVCodec.calibrated(model, ids, level=4, chunk_size=16)
+    assert codec.channel_gains.shape == (3, 2, 2, 16) and (codec.channel_gains > 0).all()
+    decoded = codec.decode(codec.encode(cache))
+    assert decoded.get_seq_length() == 48 and max_relative_error(cache, decoded) < 0.5

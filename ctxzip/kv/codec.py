@@ -70,6 +70,15 @@ class KVCodec:
     def for_model(cls, model, **options) -> "KVCodec":
         return cls(config=model.config, **options)
 
+    @classmethod
+    def calibrated(cls, model, input_ids, gain_spread: float = 8.0, **options) -> "KVCodec":
+        """A codec whose per-channel steps follow `model`'s query energy and o_proj columns, measured in
+        one forward over `input_ids` (typically the text whose cache is encoded); see `channels.py`."""
+        from ctxzip.kv.channels import channel_gains, measure_channel_weights
+
+        gains = channel_gains(measure_channel_weights(model, input_ids), spread=gain_spread)
+        return cls(config=model.config, channel_gains=gains, **options)
+
     def encode(self, cache, budget=None, level: int | str | None = None) -> bytes:
         """The whole stream as bytes; with a budget, the best level whose stream fits it."""
         if budget is None:
