@@ -1,10 +1,10 @@
 """PerplexityCompressor and the windowed surprisal with a carried KV cache (tiny random Llama; one real SmolLM2 test)."""
 
 import json
-import os
 
 import numpy as np
 import pytest
+from wiki import wiki_text
 
 from ctxzip import Budget, Document
 from ctxzip.budget import get_token_counter
@@ -13,12 +13,6 @@ from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 from ctxzip.select import DOCUMENT_SEPARATOR
 from ctxzip.token_level.causal import token_surprisal
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "wikitext2", "wiki.test.raw")
-
-
-def wiki_text(chars: int, offset: int = 0) -> str:
-    with open(DATA, encoding="utf-8") as f:
-        return f.read(offset + chars)[offset:].replace("\r\n", "\n")
 
 
 @pytest.fixture(scope="module")

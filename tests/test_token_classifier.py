@@ -1,10 +1,10 @@
 """TokenClassifierCompressor on tiny random-weight checkpoints of the two LLMLingua-2 architectures."""
 
-import os
 import resource
 
 import numpy as np
 import pytest
+from wiki import wiki_text
 
 from ctxzip import Budget, Document, Protection
 from ctxzip.budget import get_token_counter
@@ -13,12 +13,6 @@ from ctxzip.errors import BudgetTooSmallError, ModelNotAvailableError
 from ctxzip.select import DOCUMENT_SEPARATOR
 from ctxzip.token_level.checkpoints import save_tiny_bert_token_classifier, save_tiny_xlmr_token_classifier
 
-DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "wikitext2", "wiki.test.raw")
-
-
-def wiki_text(chars: int, offset: int = 0) -> str:
-    with open(DATA, encoding="utf-8") as f:
-        return f.read(offset + chars)[offset:].replace("\r\n", "\n")
 
 
 @pytest.fixture(scope="module")
