@@ -141,7 +141,7 @@ def main(n_windows: int = typer.Option(10, "--windows"), offset: float = typer.O
          calibrate: int = typer.Option(0, help="windows (between the eval windows) to measure layer sensitivity on"),
          sensitivity: str = typer.Option("eval/results/kv_sensitivity.json", help="stored sensitivity weights ('' for none)"),
          gains: bool = typer.Option(True, help="also run every lossy level with per-channel gains (channels.py)"),
-         gain_spread: float = typer.Option(4.0, help="channel gains are clamped to [1/spread, spread]"),
+         gain_spread: float = typer.Option(8.0, help="channel gains are clamped to [1/spread, spread]"),
          chunk_size: int = typer.Option(256, help="tokens per chunk (frame)"),
          steps: str = typer.Option("", help="tuning only: override level steps, e.g. '4=0.75,5=1.2'")) -> None:
     from ctxzip.models import load_causal_lm

@@ -57,7 +57,7 @@ def measure_channel_weights(model, input_ids: torch.Tensor) -> torch.Tensor:
     return torch.stack([keys, vals], dim=1).cpu()
 
 
-def channel_gains(weights: torch.Tensor, spread: float = 4.0) -> torch.Tensor:
+def channel_gains(weights: torch.Tensor, spread: float = 8.0) -> torch.Tensor:
     """Gains ~ sqrt(w) with geometric mean 1 per row, clamped to [1/spread, spread], on the byte grid.
 
     The clamp keeps a channel nobody reads from being zeroed (the quadratic model is only local).
