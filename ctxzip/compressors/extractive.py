@@ -48,8 +48,10 @@ class _Pending:
 class ExtractiveCompressor(Compressor):
     """Query-aware sentence selection.
 
-    scorer: "bi_encoder" (MiniLM cosine), "bm25", "classifier" (learned, context-aware), "fusion",
-        or any SentenceScorer instance.
+    scorer: "context" (default: the shipped head over MiniLM embeddings and paragraph features,
+        trained on HotpotQA supporting sentences; see ctxzip/weights/sentence-context-head-v1),
+        "bi_encoder" (MiniLM cosine), "bm25", "classifier" (fine-tuned cross-encoder), "fusion",
+        or any SentenceScorer instance. `model` is the scorer's model (a head file for "context").
     rounds: scoring rounds; round r>1 appends the `hop_sentences` best sentences so far to the query
         and mixes the new scores in with weight `hop_weight` (multi-hop questions). hop_mode "mix"
         averages old and new scores, "gain" adds only what the expansion raised; with
@@ -64,7 +66,7 @@ class ExtractiveCompressor(Compressor):
         and when none passes the context comes back empty with `info["empty_context"] = True`.
     """
 
-    scorer: str | SentenceScorer = "bi_encoder"
+    scorer: str | SentenceScorer = "context"
     model: str | None = None
     device: str = "auto"
     rounds: int = 2
