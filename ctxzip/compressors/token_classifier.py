@@ -171,8 +171,8 @@ class TokenClassifierCompressor(Compressor):
         return Units.build(doc, start, end, score)
 
     def batch_size_for(self, classifier: TokenClassifier) -> int:
-        """Tokens per forward batch. Small batches stay in the CPU caches: at 32k tokens on 2 cores,
-        512 (ONNX Runtime) and 1024 (torch int8) beat 4096 by 15-35% (eval/token_speed.md)."""
+        """Tokens per forward batch. Small batches stay in the CPU caches: on 2 cores, 512 (ONNX
+        Runtime) and 1024 (torch int8) were the fastest of 512-16384 at 32k tokens."""
         if self.batch_tokens is not None:
             return self.batch_tokens
         if classifier.device != "cpu":

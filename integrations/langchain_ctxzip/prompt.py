@@ -97,7 +97,7 @@ class CtxzipPromptCompressor(CompressorSpec, RunnableSerializable[Any, Any]):
             used = sum(counter.count(texts.get(str(k), "")) for k in range(len(segments)))
             if fixed + used <= target:
                 break
-            room -= fixed + used - target
+            room = min(room, result.compressed_tokens) - (fixed + used - target)  # shrink from what was kept
         else:
             raise BudgetTooSmallError(f"could not fit the prompt into {target} tokens")
         spans: dict[str, list[list[int]]] = {}

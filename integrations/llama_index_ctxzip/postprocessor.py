@@ -94,7 +94,8 @@ class CtxzipPostprocessor(BaseNodePostprocessor):
                                  else CONTEXT_SEPARATOR.join(n.node.get_content(metadata_mode=MetadataMode.NONE) for n in output))
             if used <= target:
                 return output
-            room -= used - target
+            # shrink from what was kept, not from the room: the solver may have kept less than the room
+            room = min(room, result.compressed_tokens) - (used - target)
         raise BudgetTooSmallError(f"could not fit the nodes into {target} tokens")
 
     def _rebuild(self, nodes, texts, result, counter) -> List[NodeWithScore]:
