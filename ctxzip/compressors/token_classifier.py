@@ -154,12 +154,14 @@ class TokenClassifierCompressor(Compressor):
             encoded = classifier.encode(document.text)
             if not len(rows) or not len(encoded):
                 continue
-            windows = self.plan_windows(classifier, document.text, encoded, 0 if query_ids is None else len(query_ids) + 1)
+            reserved = 0 if query_ids is None else len(query_ids) + 1  # the query and its [SEP]
+            windows = self.plan_windows(classifier, document.text, encoded, reserved)
             plans.append((rows, encoded, windows, len(sequences)))
             for a, b in windows:
                 sequence, offset = with_special_tokens(classifier.tokenizer, encoded.ids[a:b], query_ids)
                 sequences.append(sequence)
-        probs = classifier.keep_probabilities(sequences, max_batch_tokens=self.batch_size_for(classifier)) if sequences else []
+        batch = self.batch_size_for(classifier)
+        probs = classifier.keep_probabilities(sequences, max_batch_tokens=batch) if sequences else []
         score = np.zeros(len(doc), dtype=np.float64)
         for rows, encoded, windows, first in plans:
             window_probs = probs[first : first + len(windows)]

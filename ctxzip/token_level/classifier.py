@@ -174,8 +174,9 @@ def load_token_classifier(
 
             model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         quantized = True
+    window = window_limit(model.config.to_dict(), getattr(tokenizer, "model_max_length", None))
     return TokenClassifier(
-        str(name), model, tokenizer, device, window_limit(model.config.to_dict(), getattr(tokenizer, "model_max_length", None)), quantized,
+        str(name), model, tokenizer, device, window, quantized,
         "onnx" if onnx is not None else "torch", onnx, bool(getattr(model.config, "ctxzip_question_aware", False)),
     )
 
