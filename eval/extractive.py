@@ -84,16 +84,14 @@ def registry_method(name: str, **options) -> Callable:
 def longllmlingua(documents, query, budgets):
     """LongLLMLingua through the llmlingua package on SmolLM2 (the recipe from llmlingua's README),
     given each budget as its token target."""
-    from eval.llmlingua_adapter import llmlingua1_compressor
+    from eval.llmlingua_adapter import LONGLLMLINGUA_RECIPE, llmlingua1_compressor
 
     compressor = llmlingua1_compressor("smollm2")
     counter = get_token_counter("cl100k_base")
     outputs = []
     for budget in budgets:
-        out = compressor.compress_prompt(
-            [d.text for d in documents], question=query, target_token=budget.tokens,
-            condition_in_question="after_condition", reorder_context="sort", dynamic_context_compression_ratio=0.3,
-            condition_compare=True, context_budget="+100", rank_method="longllmlingua")
+        out = compressor.compress_prompt([d.text for d in documents], question=query, target_token=budget.tokens,
+                                         **LONGLLMLINGUA_RECIPE)
         text = out["compressed_prompt"]
         outputs.append(Output(text, None, counter.count(text)))
     return outputs

@@ -4,7 +4,7 @@
    transformers 5 models take and return `DynamicCache`. `wrap_legacy_cache` converts at the
    model's forward: tuples -> DynamicCache in, DynamicCache -> tuples out.
 2. Its LLMLingua-2 path picks word rules from the model *name* and refuses other names, so the
-   MiniLM token classifier is saved under a folder whose name contains `bert-base-multilingual-cased`.
+   distilled MiniLM token classifier is copied to a folder whose name contains `bert-base-multilingual-cased`.
 Both happen here, in the harness, not in ctxzip.
 """
 
@@ -17,17 +17,16 @@ from ctxzip.budget import get_token_counter
 from ctxzip.models import ctxzip_home, resolve_model_path
 
 
+# The LongLLMLingua recipe from llmlingua's README (question-aware ranking, reordering, dynamic ratios).
+LONGLLMLINGUA_RECIPE = dict(
+    condition_in_question="after_condition", reorder_context="sort", dynamic_context_compression_ratio=0.3,
+    condition_compare=True, context_budget="+100", rank_method="longllmlingua",
+)
+
+
 def ensure_offline_tiktoken() -> None:
     """llmlingua calls tiktoken.encoding_for_model("gpt-3.5-turbo"); this makes cl100k load offline."""
     get_token_counter("cl100k_base")
-
-
-def minilm_llmlingua2_checkpoint(seed: int = 0) -> str:
-    """MiniLM with a (random, seeded, spread) keep/drop head in a folder llmlingua accepts as mBERT-like."""
-    from ctxzip.token_level.checkpoints import save_minilm_token_classifier
-
-    folder = ctxzip_home() / "bench" / f"minilm-l6-bert-base-multilingual-cased-spreadhead{seed}"
-    return str(save_minilm_token_classifier(folder, seed=seed))
 
 
 def distilled_llmlingua2_checkpoint(name: str = "ctxzip/lingua-minilm-v1") -> str:

@@ -47,17 +47,13 @@ def ctxzip_method(**options):
 
 
 def llmlingua_method(long: bool):
-    from eval.llmlingua_adapter import llmlingua1_compressor
+    from eval.llmlingua_adapter import LONGLLMLINGUA_RECIPE, llmlingua1_compressor
 
     compressor = llmlingua1_compressor("smollm2")
 
     def compress(documents, question, ratio, target):
-        if long:  # the LongLLMLingua recipe from llmlingua's README
-            out = compressor.compress_prompt(
-                documents, question=question, rate=ratio, condition_in_question="after_condition",
-                reorder_context="sort", dynamic_context_compression_ratio=0.3, condition_compare=True,
-                context_budget="+100", rank_method="longllmlingua",
-            )
+        if long:
+            out = compressor.compress_prompt(documents, question=question, rate=ratio, **LONGLLMLINGUA_RECIPE)
         else:
             out = compressor.compress_prompt(documents, rate=ratio)
         return out["compressed_prompt"]

@@ -143,8 +143,7 @@ class TokenClassifierCompressor(Compressor):
         query_ids = None
         if query and classifier.question_aware:
             # at most a quarter of each window goes to the query
-            window = min(self.window_tokens or classifier.max_length, classifier.max_length)
-            query_ids = classifier.encode(query).ids[: min(self.max_query_tokens, window // 4)]
+            query_ids = classifier.encode(query).ids[: min(self.max_query_tokens, self.window_size(classifier) // 4)]
         doc, start, end = split_documents(documents, self.unit)
         # Windows of every document go through the model together: many short documents
         # (retrieved passages) then fill whole batches instead of one small forward each.
@@ -172,6 +171,10 @@ class TokenClassifierCompressor(Compressor):
             score -= _FILTERED_PENALTY * ~kept_documents(doc, score, len(documents), self.document_filter)[doc]
         return Units.build(doc, start, end, score)
 
+    def window_size(self, classifier: TokenClassifier) -> int:
+        """Tokens per model window, special tokens included: `window_tokens` capped by the model."""
+        return min(self.window_tokens or classifier.max_length, classifier.max_length)
+
     def batch_size_for(self, classifier: TokenClassifier) -> int:
         """Tokens per forward batch. Small batches stay in the CPU caches: on 2 cores, 512 (ONNX
         Runtime) and 1024 (torch int8) were the fastest of 512-16384 at 32k tokens."""
@@ -185,7 +188,7 @@ class TokenClassifierCompressor(Compressor):
         """Token windows of one document that end at sentence ends (else at word starts).
 
         `reserved` tokens of each window go to the query and its separator."""
-        window = min(self.window_tokens or classifier.max_length, classifier.max_length) - reserved
+        window = self.window_size(classifier) - reserved
         _, sentence_ends = sentence_spans(text)
         sentence_cuts = np.searchsorted(encoded.starts, sentence_ends, side="left")
         word_cuts = np.flatnonzero(encoded.starts[1:] > encoded.ends[:-1]) + 1  # a gap before the token

@@ -11,31 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_minilm_token_classifier(folder: str | Path, seed: int = 0, spread: bool = True) -> Path:
-    """The embedded MiniLM encoder with a fresh (random) 2-label keep/drop head, saved to `folder`.
-
-    `spread` scales the head so keep probabilities spread over (0, 1) as a trained head's do; the
-    default initialisation (std 0.02) leaves every token at 0.5 +- 0.01, where rankings are noise.
-    """
-    import torch
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    from ctxzip.models import resolve_model_path
-
-    folder = Path(folder)
-    if (folder / "config.json").exists():
-        return folder
-    source = resolve_model_path("minilm")
-    torch.manual_seed(seed)
-    model = AutoModelForTokenClassification.from_pretrained(source, num_labels=2)
-    if spread:
-        _spread_head(model.classifier, seed)
-    model.config.architectures = ["BertForTokenClassification"]
-    model.save_pretrained(folder)
-    AutoTokenizer.from_pretrained(source).save_pretrained(folder)
-    return folder
-
-
 def save_tiny_bert_token_classifier(folder: str | Path, seed: int = 0, hidden: int = 32, layers: int = 2) -> Path:
     """A small BERT token classifier on MiniLM's WordPiece vocabulary (random weights)."""
     import torch
