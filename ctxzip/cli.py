@@ -18,9 +18,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 # Sub-commands owned by other parts of the project: name -> "module:typer_app".
 _SUBCOMMANDS = {
     "kv": "ctxzip.kv.cli:app",
-    "corpus": "ctxzip.corpus_cli:app",
+    "corpus": "ctxzip.corpus.cli:app",
     "serve": "ctxzip_service.cli:app",
-    "train": "ctxzip.train.cli:app",
 }
 
 

@@ -1,22 +1,48 @@
-"""Cutting text into units. Every unit owns the whitespace before it, so a selection of units
-rendered by concatenation is always a sequence of original slices with natural spacing."""
+"""Cutting text into units: words, phrases and sentences, as character spans.
+
+Every unit owns the whitespace before it and the units of a text cover it without gaps, so any
+selection of units rendered by concatenation is a sequence of original slices with natural spacing.
+`split_documents(documents, unit)` cuts a list of documents at once; the other functions cut one text.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import regex
 
+from ctxzip.document import Document
+from ctxzip.errors import InvalidInputError
+
 # A CJK character, a run of other non-space characters, each with the whitespace before it;
 # whitespace at the end of the text goes to the last unit.
 _WORD = regex.compile(
     r"\s*(?:[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]|[^\s\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+)(?:\s+$)?"
 )
+_PHRASE_END = regex.compile(r"[,;:.!?)\]](?=\s)|\n")
+
+# blingfire sometimes misses a boundary ("... from the Sun. Mars has ..."): also end a sentence at
+# [.!?] after a word of 2+ letters that is not a common abbreviation, when whitespace and an
+# upper-case letter (or opening quote) follow. Initials ("J. K.") and "U.S." are left alone.
+_ABBREVIATIONS = {
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "vs", "etc", "inc", "ltd", "co", "corp",
+    "no", "vol", "fig", "gen", "gov", "sen", "rep", "col", "capt", "lt", "sgt", "rev", "jan", "feb", "mar", "apr",
+    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "approx", "dept", "est", "al", "cf", "ca",
+}
+_MISSED_END = regex.compile(r"(?<=\b(\p{L}{2,})[.!?][\"')\]]*)(?=[ \t]+[\"'(\[]?\p{Lu})")
+_FENCE = regex.compile(r"(?ms)^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[^\n]*$")
+_CONTENT = regex.compile(r"[\p{L}\p{N}]")
+
+Spans = tuple[np.ndarray, np.ndarray]
 
 
-def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
+def _none() -> Spans:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+
+def word_spans(text: str) -> Spans:
     """(starts, ends) of word units covering `text`; whitespace-only text is one unit."""
     if not text:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return _none()
     matches = [(m.start(), m.end()) for m in _WORD.finditer(text)]
     if not matches:
         return np.array([0]), np.array([len(text)])
@@ -24,23 +50,54 @@ def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
     return spans[:, 0], spans[:, 1]
 
 
-def sentence_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) of sentence units covering `text`, from blingfire's sentence breaker.
-
-    Line breaks are hard boundaries too, so list items and headings become their own units.
-    """
-    import blingfire
-
+def phrase_spans(text: str) -> Spans:
+    """Units that end at punctuation or line ends (clauses, list items), covering the text."""
     if not text.strip():
         return word_spans(text)
+    return cover(text, [m.end() for m in _PHRASE_END.finditer(text)] + [len(text)])
+
+
+def sentence_spans(text: str) -> Spans:
+    """(starts, ends) of sentence units covering `text`.
+
+    blingfire's sentence breaker within lines, plus the boundaries it misses; line breaks are hard
+    boundaries (headings, list items, table rows); a fenced code block (```/~~~) is one unit, since
+    half a code block is worse than none; a line without letters or digits (a table rule, `***`)
+    joins the unit before it, so no unit is pure decoration.
+    """
+    if not text.strip():
+        return word_spans(text)
+    starts, ends = _blingfire_sentences(text)
+    if len(starts) <= 1:
+        return starts, ends
+    keep = np.ones(len(starts), dtype=bool)  # False: this unit is merged into the one before it
+    fences = list(_FENCE.finditer(text))
+    if fences:
+        leading = np.array([len(text[s:e]) - len(text[s:e].lstrip()) for s, e in zip(starts.tolist(), ends.tolist())])
+        content_starts = starts + leading
+        for fence in fences:  # units whose content starts inside the fence join the unit where it begins
+            keep[(content_starts > fence.start()) & (content_starts < fence.end())] = False
+    for i in range(1, len(starts)):
+        if keep[i] and not _CONTENT.search(text, int(starts[i]), int(ends[i])):
+            keep[i] = False
+    first = np.flatnonzero(keep)
+    if not len(first) or first[0] != 0:
+        first = np.concatenate([[0], first])
+    return starts[first], np.concatenate([starts[first[1:]], [ends[-1]]])
+
+
+def _blingfire_sentences(text: str) -> Spans:
+    import blingfire
+
     boundaries: list[int] = []
     for line in regex.finditer(r"[^\n]+", text):
         _, offsets = blingfire.text_to_sentences_and_offsets(line.group())
         boundaries.extend(line.start() + end for _, end in offsets)
+    boundaries.extend(m.start() for m in _MISSED_END.finditer(text) if m.captures(1)[-1].casefold() not in _ABBREVIATIONS)
     return cover(text, boundaries)
 
 
-def cover(text: str, content_ends: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def cover(text: str, content_ends: list[int]) -> Spans:
     """Turn content end offsets into contiguous units covering the whole text.
 
     Each unit runs from the previous unit's end (so it owns the leading whitespace) to its
@@ -53,3 +110,21 @@ def cover(text: str, content_ends: list[int]) -> tuple[np.ndarray, np.ndarray]:
     ends = np.array(ends, dtype=np.int64)
     starts = np.concatenate([[0], ends[:-1]])
     return starts, ends
+
+
+SPLITTERS = {"word": word_spans, "phrase": phrase_spans, "sentence": sentence_spans}
+
+
+def split_documents(documents: list[Document], unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(doc index, start, end) arrays of all units of all documents, in order."""
+    try:
+        splitter = SPLITTERS[unit]
+    except KeyError:
+        raise InvalidInputError(f"unit must be one of {sorted(SPLITTERS)}, got {unit!r}") from None
+    docs, starts, ends = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for index, doc in enumerate(documents):
+        s, e = splitter(doc.text)
+        docs.append(np.full(len(s), index, dtype=np.int64))
+        starts.append(np.asarray(s, dtype=np.int64))
+        ends.append(np.asarray(e, dtype=np.int64))
+    return np.concatenate(docs), np.concatenate(starts), np.concatenate(ends)

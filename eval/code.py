@@ -135,7 +135,7 @@ class RandomFunctionsCompressor(Compressor):
     method = "random-functions"
 
     def score_units(self, documents, query, counter) -> Units:
-        from ctxzip.code.chunking import chunk_documents
+        from ctxzip.code_analysis.chunking import chunk_documents
 
         units = chunk_documents(documents)
         rng = np.random.default_rng(self.seed)
@@ -304,7 +304,7 @@ def _complete_rows(tasks: list[CodeTask], log, ratios, names) -> tuple[list[Code
 
 
 def _parses(text: str) -> bool:
-    from ctxzip.code.skeleton import parses
+    from ctxzip.code_analysis.render import parses
 
     return parses(text, "python")
 

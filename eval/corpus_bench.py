@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ctxzip.budget import Budget
 from ctxzip.corpus import CorpusJob, run_corpus_job
-from ctxzip.corpus_records import build_compressor
+from ctxzip.corpus.records import build_compressor
 from ctxzip.document import Document
 from eval.datasets import load_hotpotqa
 from eval.report import markdown_table, write_results
@@ -62,7 +62,7 @@ def write_jsonl(records: list[dict], path: Path) -> Path:
 def clear_caches() -> None:
     """Forget cached sentence embeddings, so no run profits from the one before it."""
     try:
-        from ctxzip.scorers.bi_encoder import clear_embedding_cache
+        from ctxzip.relevance.bi_encoder import clear_embedding_cache
     except ImportError:
         return
     clear_embedding_cache()

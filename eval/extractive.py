@@ -99,7 +99,7 @@ def longllmlingua(documents, query, budgets):
 
 def context_head_available() -> bool:
     from ctxzip.errors import ModelNotAvailableError
-    from ctxzip.scorers.context_head import load_head
+    from ctxzip.relevance.context_head import load_head
 
     try:
         load_head(None)
@@ -276,8 +276,8 @@ class ForwardTimer:
 
 def speed_rows(examples) -> list[list]:
     from ctxzip.models import load_sentence_encoder
-    from ctxzip.scorers.bi_encoder import clear_embedding_cache
-    from ctxzip.scorers.classifier import _load
+    from ctxzip.relevance.bi_encoder import clear_embedding_cache
+    from ctxzip.relevance.paragraph_classifier import _load
 
     rows = []
     encoder_timer = ForwardTimer(load_sentence_encoder("minilm", "auto")[0])  # the Transformer module: forward only
@@ -416,7 +416,7 @@ def main(argv=None) -> int:
 
 
 def _plain_bm25():
-    from ctxzip.scorers.bm25 import BM25Scorer
+    from ctxzip.relevance.bm25 import BM25Scorer
 
     return BM25Scorer(with_title=False)
 

@@ -397,7 +397,7 @@ def report(passes: list[dict], extract: list[dict], args) -> str:
 
         digests = ", ".join(
             f"`{name}` sha1 {hashlib.sha1((ROOT / name).read_bytes()).hexdigest()[:10]}"
-            for name in ("ctxzip/compressors/extractive.py", "ctxzip/scorers/bi_encoder.py") if (ROOT / name).exists()
+            for name in ("ctxzip/compressors/extractive.py", "ctxzip/relevance/bi_encoder.py") if (ROOT / name).exists()
         )
         lines += ["## Extractive compression, 10-passage HotpotQA, concurrency " + str(args.extract_concurrency), "",
                   "POST /v1/compress with the 10 paragraphs as documents (title in metadata) and the question as query, "

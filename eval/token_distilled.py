@@ -18,7 +18,7 @@ import numpy as np
 
 from ctxzip import Budget, create_compressor
 from ctxzip.compressors.base import Compressor
-from ctxzip.compressors.units import split_documents
+from ctxzip.segment import split_documents
 from ctxzip.document import Document
 from ctxzip.select import Units
 from eval import datasets

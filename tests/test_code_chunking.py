@@ -5,10 +5,10 @@ import pytest
 
 from test_code_samples import SAMPLES
 from ctxzip import Document
-from ctxzip.code.chunking import BODY, CLOSE, HEADER, IMPORT, LINES, chunk_documents, line_units
-from ctxzip.code.languages import declared_language, language_for_path
-from ctxzip.code.skeleton import parses, render_code
-from ctxzip.code.solver import close_under_parents
+from ctxzip.code_analysis.chunking import BODY, CLOSE, HEADER, IMPORT, LINES, chunk_documents, line_units
+from ctxzip.code_analysis.languages import declared_language, language_for_path
+from ctxzip.code_analysis.render import parses, render_code
+from ctxzip.code_analysis.solver import close_under_parents
 from ctxzip.errors import InvalidInputError
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from test_code_samples import SAMPLES
 from ctxzip import Budget, Document, Protection, create_compressor, get_token_counter
-from ctxzip.code.skeleton import parses
+from ctxzip.code_analysis.render import parses
 from ctxzip.compressors.code import CodeCompressor
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 

@@ -220,8 +220,8 @@ SAMPLES = {
 
 
 def test_every_sample_is_valid_code_in_its_language():
-    from ctxzip.code.languages import language_for_path
-    from ctxzip.code.skeleton import parses
+    from ctxzip.code_analysis.languages import language_for_path
+    from ctxzip.code_analysis.render import parses
 
     for language, (path, source) in SAMPLES.items():
         assert language_for_path(path) == language and parses(source, language)

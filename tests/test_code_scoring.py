@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from test_code_samples import SAMPLES
 from ctxzip import Budget, Document
-from ctxzip.code.fine import allocate_budgets, knapsack
-from ctxzip.code.scoring import LexicalScorer, PerplexityDropScorer, identifiers
-from ctxzip.code.skeleton import parses
+from ctxzip.code_analysis.plan import allocate_budgets, knapsack
+from ctxzip.code_analysis.chunk_scorers import LexicalScorer, PerplexityDropScorer, identifiers
+from ctxzip.code_analysis.render import parses
 from ctxzip.compressors.code import CodeCompressor
 
 

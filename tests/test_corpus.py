@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ctxzip.budget import get_token_counter
 from ctxzip.corpus import CorpusJob, run_corpus_job
-from ctxzip.corpus_shards import CorpusJobError, read_output
+from ctxzip.corpus.shards import CorpusJobError, read_output
 from ctxzip.errors import InvalidBudgetError, InvalidInputError
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
@@ -148,7 +148,7 @@ def test_worker_processes_give_the_same_output(tmp_path):
 
 
 def test_cli_runs_a_job_and_reports_errors_in_one_line(tmp_path):
-    from ctxzip.corpus_cli import app  # `ctxzip corpus` itself runs in test_corpus_crash.py
+    from ctxzip.corpus.cli import app  # `ctxzip corpus` itself runs in test_corpus_crash.py
 
     path = write_jsonl(tmp_path / "in.jsonl", make_records(5))
     runner = CliRunner()

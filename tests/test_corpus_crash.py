@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ctxzip.compressors.truncate import TruncateCompressor
 from ctxzip.corpus import CorpusJob, run_corpus_job
-from ctxzip.corpus_shards import read_output
+from ctxzip.corpus.shards import read_output
 
 from test_corpus import make_records, write_jsonl
 

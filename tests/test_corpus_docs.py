@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ctxzip.corpus_shards import read_output
+from ctxzip.corpus.shards import read_output
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "corpus.md"
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ctxzip.corpus import CorpusJob, run_corpus_job
-from ctxzip.corpus_shards import read_output
+from ctxzip.corpus.shards import read_output
 
 from test_corpus import make_records, write_jsonl
 

@@ -15,8 +15,8 @@ import pytest
 from ctxzip import Budget, Document, Protection, create_compressor
 from ctxzip.compressors.extractive import ExtractiveCompressor
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
-from ctxzip.scorers.base import SentenceScorer
-from ctxzip.sentences import sentence_units
+from ctxzip.relevance.base import SentenceScorer
+from ctxzip.segment import sentence_spans as sentence_units  # noqa
 
 
 class KeywordScorer(SentenceScorer):
@@ -284,7 +284,7 @@ def test_fine_tuned_classifier_gives_probabilities_that_follow_the_query():
 
 @pytest.mark.slow
 def test_context_head_scorer_runs_end_to_end_with_a_given_head(tmp_path):
-    from ctxzip.scorers.context_head import N_SCALAR_FEATURES, ContextHeadScorer
+    from ctxzip.relevance.context_head import N_SCALAR_FEATURES, ContextHeadScorer
 
     dim = 384 + N_SCALAR_FEATURES
     rng = np.random.default_rng(0)
@@ -300,7 +300,7 @@ def test_context_head_scorer_runs_end_to_end_with_a_given_head(tmp_path):
 
 @pytest.mark.slow
 def test_shipped_context_head_ranks_the_answer_sentence_high():
-    from ctxzip.scorers.context_head import SHIPPED_HEAD
+    from ctxzip.relevance.context_head import SHIPPED_HEAD
 
     if not SHIPPED_HEAD.exists():
         pytest.skip("no shipped context head (train with `python -m ctxzip.train context`)")
@@ -317,7 +317,7 @@ def _score_of(compressor, query, sentence):
 
 def test_context_features_and_a_small_head(tmp_path):
     from ctxzip.compressors.extractive import _task
-    from ctxzip.scorers.context_head import N_SCALAR_FEATURES, mlp_probabilities, sentence_features
+    from ctxzip.relevance.context_head import N_SCALAR_FEATURES, mlp_probabilities, sentence_features
 
     task = _task(PLANETS, "moons of Mars")
     rng = np.random.default_rng(0)
@@ -335,8 +335,8 @@ def test_context_features_and_a_small_head(tmp_path):
 
 
 def test_fusion_mixes_scaled_scores():
-    from ctxzip.scorers.bm25 import BM25Scorer
-    from ctxzip.scorers.fusion import FusionScorer
+    from ctxzip.relevance.bm25 import BM25Scorer
+    from ctxzip.relevance.fusion import FusionScorer
 
     fused = ExtractiveCompressor(scorer=FusionScorer([BM25Scorer(), KeywordScorer()], [0.5, 0.5]), rounds=1)
     result = fused.compress(PLANETS, query="Phobos Deimos moons", budget=Budget(tokens=20))

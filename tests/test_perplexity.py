@@ -8,10 +8,11 @@ from wiki import wiki_text
 
 from ctxzip import Budget, Document
 from ctxzip.budget import get_token_counter
-from ctxzip.compressors.perplexity import PerplexityCompressor, phrase_spans
+from ctxzip.compressors.perplexity import PerplexityCompressor
+from ctxzip.segment import phrase_spans
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 from ctxzip.select import DOCUMENT_SEPARATOR
-from ctxzip.token_level.causal import token_surprisal
+from ctxzip.token_scoring.causal import token_surprisal
 
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from ctxzip_service import ServiceSettings, create_app
-from ctxzip_service.testing import CountingCompressor, UvicornThread, register_test_compressors
+from tests.support.upstream import CountingCompressor, UvicornThread, register_test_compressors
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from ctxzip_service.testing import RecordingUpstream, UvicornThread, free_socket
+from tests.support.upstream import RecordingUpstream, UvicornThread, free_socket
 
 pytestmark = pytest.mark.timeout(120)
 

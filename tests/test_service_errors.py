@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from ctxzip_service import ServiceSettings, create_app
-from ctxzip_service.testing import RecordingUpstream, UvicornThread
+from tests.support.upstream import RecordingUpstream, UvicornThread
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -13,7 +13,7 @@ import pytest
 
 from ctxzip.budget import get_token_counter
 from ctxzip_service import ServiceSettings, create_app
-from ctxzip_service.testing import ANSWER, RecordingUpstream, UvicornThread, completion, register_test_compressors
+from tests.support.upstream import ANSWER, RecordingUpstream, UvicornThread, completion, register_test_compressors
 
 pytestmark = pytest.mark.timeout(120)
 

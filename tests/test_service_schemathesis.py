@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from ctxzip_service import ServiceSettings, create_app
-from ctxzip_service.testing import RecordingUpstream
+from tests.support.upstream import RecordingUpstream
 
 # The upstream is a real app behind an in-process transport, so forwarding never fails for network reasons.
 upstream_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=RecordingUpstream(record=False).app()))

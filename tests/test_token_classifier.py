@@ -11,7 +11,7 @@ from ctxzip.budget import get_token_counter
 from ctxzip.compressors.token_classifier import TokenClassifierCompressor
 from ctxzip.errors import BudgetTooSmallError, ModelNotAvailableError
 from ctxzip.select import DOCUMENT_SEPARATOR
-from ctxzip.token_level.checkpoints import save_tiny_bert_token_classifier, save_tiny_xlmr_token_classifier
+from tests.support.tiny_models import save_tiny_bert_token_classifier, save_tiny_xlmr_token_classifier
 
 
 
@@ -134,7 +134,7 @@ def test_llmlingua_compatible_keeps_the_same_words_as_llmlingua(arch, digits, be
     get_token_counter("cl100k_base")  # installs the offline cl100k file llmlingua's tiktoken needs
     from llmlingua import PromptCompressor
 
-    from ctxzip.token_level.llmlingua2 import llmlingua_keep, llmlingua_words
+    from ctxzip.token_scoring.llmlingua_compat import llmlingua_keep, llmlingua_words
 
     path = bert_path if arch == "bert" else xlmr_path
     text = wiki_text(7_000, offset=20_000)
@@ -231,8 +231,8 @@ def test_int8_quantized_forward_runs_and_agrees_with_fp32(bert_path, backend, tm
 
 
 def test_an_exported_onnx_model_reloads_without_transformers(bert_path, tmp_path, monkeypatch):
-    from ctxzip.token_level.classifier import load_token_classifier
-    from ctxzip.token_level.light_tokenizer import LightTokenizer
+    from ctxzip.token_scoring.classifier import load_token_classifier
+    from ctxzip.token_scoring.light_tokenizer import LightTokenizer
 
     monkeypatch.setenv("CTXZIP_HOME", str(tmp_path))
     load_token_classifier.cache_clear()  # an earlier test may hold this model, exported elsewhere

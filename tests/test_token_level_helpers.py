@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxzip.token_level.aggregate import token_units, unit_mean
-from ctxzip.token_level.windows import batch_by_length, plan_windows
+from ctxzip.token_scoring.aggregate import token_units, unit_mean
+from ctxzip.token_scoring.windows import batch_by_length, plan_windows
 
 
 @given(st.integers(1, 3000), st.integers(2, 600), st.lists(st.integers(1, 3000), max_size=60))

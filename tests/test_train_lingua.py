@@ -75,7 +75,7 @@ def test_shipped_head_merges_with_its_base(tmp_path, monkeypatch):
     assert model.config.id2label == {0: "drop", 1: "keep"}
     assert models.resolve_model_path("ctxzip/tiny-head") == path  # merged once
     # the training window and the query input travel to inference
-    from ctxzip.token_level.classifier import load_token_classifier
+    from ctxzip.token_scoring.classifier import load_token_classifier
 
     loaded = load_token_classifier("ctxzip/tiny-head", "cpu", None)
     assert loaded.max_length == 200 and loaded.question_aware

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctxzip.code.chunking import CodeUnits, chunk_documents, HEADER, CLOSE, IMPORT
-from ctxzip.code.fine import unit_priorities
-from ctxzip.code.languages import normalise_language
-from ctxzip.code.scoring import ChunkScorer, identifiers, make_scorer
-from ctxzip.code.solver import close_under_parents, select_code
+from ctxzip.code_analysis.chunking import CodeUnits, chunk_documents, HEADER, CLOSE, IMPORT
+from ctxzip.code_analysis.plan import unit_priorities
+from ctxzip.code_analysis.languages import normalise_language
+from ctxzip.code_analysis.chunk_scorers import ChunkScorer, identifiers, make_scorer
+from ctxzip.code_analysis.solver import close_under_parents, select_code
 from ctxzip.compressors.base import Compressor, begin, build_result, protected_units
 from ctxzip.document import Document, DocumentsLike
 from ctxzip.errors import InvalidInputError

@@ -1,6 +1,6 @@
 """Extractive compression: keep the sentences (and documents) that answer the query, under one budget.
 
-Steps: cut documents into sentence units (`ctxzip.sentences`) -> score them against the query with
+Steps: cut documents into sentence units (`ctxzip.segment`) -> score them against the query with
 a scorer (bi-encoder, BM25, the learned context-aware classifier, or a fusion) -> optionally score
 again with the query expanded by what ranked best (multi-hop: the second hop's sentence names the
 bridge entity, not the question's words) -> drop repeated sentences, filter documents, apply the
@@ -22,11 +22,11 @@ from ctxzip.compressors.base import Compressor, begin, build_result, protected_u
 from ctxzip.document import CompressionResult, Document, DocumentsLike, as_documents
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.scorers import SentenceScorer, create_scorer
-from ctxzip.scorers.base import ScoringTask
-from ctxzip.scorers.redundancy import duplicate_mask, mmr_order
+from ctxzip.relevance import SentenceScorer, create_scorer
+from ctxzip.relevance.base import ScoringTask
+from ctxzip.redundancy import duplicate_mask, mmr_order
 from ctxzip.select import Units, select_under_budget
-from ctxzip.sentences import sentence_units
+from ctxzip.segment import sentence_spans
 
 ORDERS = ("original", "relevance")
 
@@ -262,7 +262,7 @@ def _task(documents: list[Document], query: str) -> ScoringTask:
     """Sentence units of all documents; scorers see each sentence without its surrounding whitespace."""
     docs, starts, ends = [], [], []
     for index, doc in enumerate(documents):
-        s, e = sentence_units(doc.text) if doc.text else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        s, e = sentence_spans(doc.text) if doc.text else (np.zeros(0, np.int64), np.zeros(0, np.int64))
         docs.append(np.full(len(s), index, dtype=np.int64))
         starts.append(np.asarray(s, dtype=np.int64))
         ends.append(np.asarray(e, dtype=np.int64))

@@ -12,29 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import regex
 
 from ctxzip.compressors.base import Compressor
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.segment import cover, sentence_spans, word_spans
+from ctxzip.segment import SPLITTERS
 from ctxzip.select import Units
-from ctxzip.token_level.aggregate import token_units, unit_mean
-from ctxzip.token_level.causal import token_surprisal
+from ctxzip.token_scoring.aggregate import token_units, unit_mean
+from ctxzip.token_scoring.causal import token_surprisal
 
 UNITS = ("word", "phrase", "sentence")
 QUERY_MODES = ("contrastive", "relevance", "none")
-_PHRASE_END = regex.compile(r"[,;:.!?)\]](?=\s)|\n")
-
-
-def phrase_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Units that end at punctuation or line ends (clauses, list items), covering the text."""
-    if not text.strip():
-        return word_spans(text)
-    return cover(text, [m.end() for m in _PHRASE_END.finditer(text)] + [len(text)])
-
-
-_SPLITTERS = {"word": word_spans, "phrase": phrase_spans, "sentence": sentence_spans}
 
 
 @dataclass
@@ -81,7 +69,7 @@ class PerplexityCompressor(Compressor):
         docs, starts, ends, information, contrast = [], [], [], [], []
         relevance = np.zeros(len(documents))
         for index, document in enumerate(documents):
-            unit_starts, unit_ends = _SPLITTERS[self.unit](document.text)
+            unit_starts, unit_ends = SPLITTERS[self.unit](document.text)
             if not len(unit_starts):
                 continue
             ids, token_starts = _encode(tokenizer, document.text)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctxzip.compressors.base import Compressor
-from ctxzip.compressors.units import split_documents
+from ctxzip.segment import split_documents
 from ctxzip.protect import Protection
 from ctxzip.select import Units
 

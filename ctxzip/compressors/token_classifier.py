@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctxzip.compressors.base import Compressor
-from ctxzip.compressors.units import split_documents
+from ctxzip.segment import split_documents
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
 from ctxzip.segment import sentence_spans
 from ctxzip.select import Units
-from ctxzip.token_level.aggregate import token_units, unit_mean
-from ctxzip.token_level.classifier import TokenClassifier, load_token_classifier, with_special_tokens
-from ctxzip.token_level.windows import plan_windows
+from ctxzip.token_scoring.aggregate import token_units, unit_mean
+from ctxzip.token_scoring.classifier import TokenClassifier, load_token_classifier, with_special_tokens
+from ctxzip.token_scoring.windows import plan_windows
 
 # Documents the coarse filter drops sink below every kept document's words (probabilities are in [0, 1]).
 _FILTERED_PENALTY = 2.0
@@ -196,7 +196,7 @@ class TokenClassifierCompressor(Compressor):
 
     def _llmlingua_units(self, documents) -> Units:
         """Only the words llmlingua keeps become units, so the solver returns exactly them when they fit."""
-        from ctxzip.token_level.llmlingua2 import llmlingua_keep, llmlingua_words
+        from ctxzip.token_scoring.llmlingua_compat import llmlingua_keep, llmlingua_words
 
         rate = getattr(self._compat_rate, "value", None)
         reduce_rate = max(0.0, 1.0 - (1.0 if rate is None else rate))

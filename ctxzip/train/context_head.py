@@ -1,4 +1,4 @@
-"""Train the context head (see `ctxzip.scorers.context_head`) on HotpotQA supporting sentences, train split only.
+"""Train the context head (see `ctxzip.relevance.context_head`) on HotpotQA supporting sentences, train split only.
 
     flock /tmp/ctxzip-heavy.lock .venv/bin/python -m ctxzip.train context --questions 1200
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxzip.scorers.context_head import SHIPPED_HEAD, ContextHeadScorer
+from ctxzip.relevance.context_head import SHIPPED_HEAD, ContextHeadScorer
 
 
 def labels_for(task, documents, gold_spans) -> np.ndarray:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     y = np.concatenate([labels[i] for i in train_rows])
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
 
-    from ctxzip.scorers.context_head import mlp_probabilities
+    from ctxzip.relevance.context_head import mlp_probabilities
 
     def recall_at(scores_of, k=4):
         """Dev check on held-out train-split questions: share of supporting sentences in the top k."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxzip.token_level.aggregate import token_units
+from ctxzip.token_scoring.aggregate import token_units
 
 
 def encode_record(tokenizer, record: dict, target_key: str, with_query: bool, max_length: int):

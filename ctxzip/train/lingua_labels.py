@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ctxzip.segment import word_spans
-from ctxzip.token_level.aggregate import token_units, unit_mean
-from ctxzip.token_level.causal import token_surprisal
+from ctxzip.token_scoring.aggregate import token_units, unit_mean
+from ctxzip.token_scoring.causal import token_surprisal
 from ctxzip.train.lingua_data import TrainingText
 
 

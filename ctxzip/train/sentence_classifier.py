@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxzip.scorers.sentence_model import SHIPPED, build_model, encode_paragraphs, save_trained
+from ctxzip.relevance.sentence_model import SHIPPED, build_model, encode_paragraphs, save_trained
 
 
 def paragraph_items(examples, negatives: int, expand: float, rng: random.Random) -> list[dict]:

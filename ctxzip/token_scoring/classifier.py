@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ctxzip.errors import InvalidInputError, ModelNotAvailableError
-from ctxzip.token_level.windows import batch_by_length
+from ctxzip.token_scoring.windows import batch_by_length
 
 TOKEN_CLASSIFIER_SUFFIX = "ForTokenClassification"
 
@@ -193,8 +193,8 @@ def window_limit(config: dict, tokenizer_max_length: int | None) -> int:
 
 def _exported_onnx_classifier(name: str, path: str) -> TokenClassifier | None:
     """The int8 ONNX model exported on an earlier load, with a tokenizers-only tokenizer; None if absent."""
-    from ctxzip.token_level.light_tokenizer import LightTokenizer
-    from ctxzip.token_level.onnx_backend import OnnxTokenClassifier, exported_int8, onnx_available
+    from ctxzip.token_scoring.light_tokenizer import LightTokenizer
+    from ctxzip.token_scoring.onnx_backend import OnnxTokenClassifier, exported_int8, onnx_available
 
     config_file = Path(path) / "config.json"
     if not (onnx_available() and config_file.exists() and LightTokenizer.available(path)):
@@ -210,11 +210,11 @@ def _exported_onnx_classifier(name: str, path: str) -> TokenClassifier | None:
 
 def _onnx_int8(model, path: str):
     """An int8 ONNX Runtime session for `model`, or None where onnxruntime/onnx are missing."""
-    from ctxzip.token_level.onnx_backend import OnnxTokenClassifier, export_int8, onnx_available
+    from ctxzip.token_scoring.onnx_backend import OnnxTokenClassifier, export_int8, onnx_available
 
     import importlib.util
 
-    from ctxzip.token_level.onnx_backend import exported_int8
+    from ctxzip.token_scoring.onnx_backend import exported_int8
 
     if not onnx_available():
         return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctxzip.scorers.base import ScoringTask, SentenceScorer
+from ctxzip.relevance.base import ScoringTask, SentenceScorer
 
 
 # Embeddings by model name, then by text (least recently added dropped first).

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ctxzip.errors import ModelNotAvailableError
-from ctxzip.scorers.base import ScoringTask, SentenceScorer
-from ctxzip.scorers.bi_encoder import BiEncoderScorer
-from ctxzip.scorers.bm25 import BM25Scorer
+from ctxzip.relevance.base import ScoringTask, SentenceScorer
+from ctxzip.relevance.bi_encoder import BiEncoderScorer
+from ctxzip.relevance.bm25 import BM25Scorer
 
 SHIPPED_HEAD = Path(__file__).resolve().parents[1] / "weights" / "sentence-context-head-v1" / "head.npz"
 N_SCALAR_FEATURES = 14

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctxzip.scorers.base import ScoringTask, SentenceScorer
+from ctxzip.relevance.base import ScoringTask, SentenceScorer
 
 # A window holds whole sentences up to about this many characters (~200 MiniLM tokens).
 WINDOW_CHARS = 900
@@ -18,7 +18,7 @@ WINDOW_CHARS = 900
 @functools.lru_cache(maxsize=4)
 def _load(folder: str | None, device: str):
     from ctxzip.models import load_tokenizer, resolve_device, resolve_dtype
-    from ctxzip.scorers.sentence_model import load_trained
+    from ctxzip.relevance.sentence_model import load_trained
 
     model, config = load_trained(folder)
     device = resolve_device(device)
@@ -59,7 +59,7 @@ class ContextClassifierScorer(SentenceScorer):
     def score(self, tasks: list[ScoringTask], queries: list[str], prepared) -> list[np.ndarray]:
         import torch
 
-        from ctxzip.scorers.sentence_model import encode_paragraphs
+        from ctxzip.relevance.sentence_model import encode_paragraphs
 
         model, tokenizer, _, device = _load(self.model, self.device)
         jobs = []  # (task index, sentence rows, query, title, window text, spans relative to the window)

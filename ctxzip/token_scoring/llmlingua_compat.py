@@ -18,8 +18,8 @@ import regex
 
 from ctxzip.budget import get_token_counter
 from ctxzip.errors import InvalidInputError
-from ctxzip.token_level.classifier import TokenClassifier, with_special_tokens
-from ctxzip.token_level.windows import _last_in
+from ctxzip.token_scoring.classifier import TokenClassifier, with_special_tokens
+from ctxzip.token_scoring.windows import _last_in
 
 LLMLINGUA_MAX_SEQ_LEN = 512
 LLMLINGUA_BATCH_SIZE = 50

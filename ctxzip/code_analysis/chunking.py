@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctxzip.code.languages import SNIFF_ORDER, SPECS, LanguageSpec, declared_language, get_parser
+from ctxzip.code_analysis.languages import SNIFF_ORDER, SPECS, LanguageSpec, declared_language, get_parser
 from ctxzip.document import Document
 
 IMPORT, HEADER, BODY, MEMBER, CLOSE, STATEMENT = range(6)

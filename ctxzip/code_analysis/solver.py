@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctxzip.budget import TokenCounter
-from ctxzip.code.chunking import CLOSE, HEADER, CodeUnits
-from ctxzip.code.skeleton import render_code
+from ctxzip.code_analysis.chunking import CLOSE, HEADER, CodeUnits
+from ctxzip.code_analysis.render import render_code
 from ctxzip.document import Document
 from ctxzip.errors import BudgetTooSmallError
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ctxzip.corpus_io import write_atomically, write_json_atomically
-from ctxzip.corpus_records import Compressed, Failed, Outcome
+from ctxzip.corpus.io import write_atomically, write_json_atomically
+from ctxzip.corpus.records import Compressed, Failed, Outcome
 from ctxzip.errors import CtxzipError
 
 MANIFEST = "manifest.json"
@@ -144,10 +144,6 @@ class OutputFolder:
         write_json_atomically(self.root / SUMMARY, summary)
         self._save(complete=True)
 
-    def shard_files(self) -> list[Path]:
-        """The finished shard files in input order."""
-        return [self.root / self.shards[i]["file"] for i in sorted(self.shards)]
-
     def _save(self, complete: bool) -> None:
         manifest = {
             "version": MANIFEST_VERSION,
@@ -160,7 +156,7 @@ class OutputFolder:
 
 def read_output(root: Path) -> Iterator[dict]:
     """The records of a finished (or partial) job folder, in input order."""
-    from ctxzip.corpus_io import read_records
+    from ctxzip.corpus.io import read_records
 
     root = Path(root)
     manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pickle
 from typing import Iterator
 
-from ctxzip.corpus_records import RecordCompressor, RecordSpec
+from ctxzip.corpus.records import RecordCompressor, RecordSpec
 
 READ_CHUNK_BYTES = 1 << 20
 LINES_PER_BLOCK = 4096

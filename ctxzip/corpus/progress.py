@@ -7,7 +7,7 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ctxzip.corpus_records import Compressed, Outcome
+from ctxzip.corpus.records import Compressed, Outcome
 
 
 class JobProgress:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ctxzip.errors import InvalidInputError
-from ctxzip.scorers.base import ScoringTask, SentenceScorer
+from ctxzip.relevance.base import ScoringTask, SentenceScorer
 
 SCORERS = ("bi_encoder", "bm25", "classifier", "context", "fusion")
 
@@ -12,23 +12,23 @@ def create_scorer(name: str, model: str | None = None, device: str = "auto") -> 
     """"bi_encoder" (MiniLM cosine), "bm25", "classifier" (fine-tuned MiniLM reading the paragraph),
     "context" (learned head over MiniLM embeddings and paragraph features) or "fusion"."""
     if name == "bi_encoder":
-        from ctxzip.scorers.bi_encoder import BiEncoderScorer
+        from ctxzip.relevance.bi_encoder import BiEncoderScorer
 
         return BiEncoderScorer(model=model or "minilm", device=device)
     if name == "bm25":
-        from ctxzip.scorers.bm25 import BM25Scorer
+        from ctxzip.relevance.bm25 import BM25Scorer
 
         return BM25Scorer()
     if name == "classifier":
-        from ctxzip.scorers.classifier import ContextClassifierScorer
+        from ctxzip.relevance.paragraph_classifier import ContextClassifierScorer
 
         return ContextClassifierScorer(model=model, device=device)
     if name == "context":
-        from ctxzip.scorers.context_head import ContextHeadScorer
+        from ctxzip.relevance.context_head import ContextHeadScorer
 
         return ContextHeadScorer(head=model, device=device)
     if name == "fusion":
-        from ctxzip.scorers.fusion import FusionScorer
+        from ctxzip.relevance.fusion import FusionScorer
 
         return FusionScorer(
             [create_scorer("classifier", model, device), create_scorer("bi_encoder", None, device),

@@ -7,7 +7,7 @@ Records stream through in shards of `shard_size`; each shard is compressed in ba
 forward per batch when the compressor has `compress_many`) and written atomically, then listed in
 the manifest, so rerunning the same job after a crash skips finished shards. Records that cannot be
 compressed go to `errors.jsonl` with the reason; the job goes on. Engines: "local" (this process, or
-`workers` processes) and "ray" (Ray Data, see `ctxzip.corpus_ray`).
+`workers` processes) and "ray" (Ray Data, see `ctxzip.corpus.ray_engine`).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ctxzip.budget import DEFAULT_TOKENIZER, Budget
-from ctxzip.corpus_io import check_format, count_records, detect_format, iter_raw_records
-from ctxzip.corpus_progress import JobProgress
-from ctxzip.corpus_records import RecordCompressor, RecordSpec, compressor_class
-from ctxzip.corpus_shards import CorpusJobError, OutputFolder, ShardStats, read_output
+from ctxzip.corpus.io import check_format, count_records, detect_format, iter_raw_records
+from ctxzip.corpus.progress import JobProgress
+from ctxzip.corpus.records import RecordCompressor, RecordSpec, compressor_class
+from ctxzip.corpus.shards import CorpusJobError, OutputFolder, ShardStats, read_output
 from ctxzip.errors import InvalidBudgetError, InvalidInputError
 
 ENGINES = ("local", "ray")
@@ -105,7 +105,7 @@ def run_corpus_job(job: CorpusJob) -> dict[str, Any]:
     started = time.perf_counter()
     with JobProgress(job.progress, total, before) as progress:
         if job.engine == "ray":
-            from ctxzip.corpus_ray import run_on_ray
+            from ctxzip.corpus.ray_engine import run_on_ray
 
             run_on_ray(job, spec, folder, progress)
         elif job.workers > 1:

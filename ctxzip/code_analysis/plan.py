@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctxzip.code.chunking import CLOSE, HEADER, IMPORT, CodeUnits
+from ctxzip.code_analysis.chunking import CLOSE, HEADER, IMPORT, CodeUnits
 
 _KNAPSACK_CELLS = 4_000_000  # above this many DP cells a function falls back to greedy by value density
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctxzip.scorers.base import ScoringTask, SentenceScorer
+from ctxzip.relevance.base import ScoringTask, SentenceScorer
 
 
 @dataclass

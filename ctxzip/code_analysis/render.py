@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctxzip.code.chunking import CLOSE, STATEMENT, IMPORT, CodeUnits
-from ctxzip.code.languages import get_parser
+from ctxzip.code_analysis.chunking import CLOSE, STATEMENT, IMPORT, CodeUnits
+from ctxzip.code_analysis.languages import get_parser
 from ctxzip.document import Document
 
 _FINAL_NEWLINE = frozenset({"go"})

@@ -24,8 +24,3 @@ def unit_mean(values: np.ndarray, unit_of_token: np.ndarray, n_units: int, empty
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), fill)
 
-
-def unit_sum(values: np.ndarray, unit_of_token: np.ndarray, n_units: int) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    valid = unit_of_token >= 0
-    return np.bincount(unit_of_token[valid], weights=values[valid], minlength=n_units)[:n_units]

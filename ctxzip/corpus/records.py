@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctxzip.budget import Budget
-from ctxzip.corpus_io import BadRecord, parse_record
+from ctxzip.corpus.io import BadRecord, parse_record
 from ctxzip.document import Document
 from ctxzip.errors import CtxzipError, UnknownMethodError
 from ctxzip.registry import get_compressor_class

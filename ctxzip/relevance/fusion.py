@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctxzip.errors import InvalidInputError
-from ctxzip.scorers.base import SentenceScorer
+from ctxzip.relevance.base import SentenceScorer
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
