@@ -26,9 +26,23 @@ class Span:
     end: int
 
 
+@dataclass(frozen=True)
+class Inserted:
+    """Text that is not from the original: it stands at character `at` of document `doc_id` in place
+    of what was elided there (a code placeholder `...`, a JSON elision marker)."""
+
+    doc_id: str
+    at: int
+    text: str
+
+
 @dataclass
 class CompressionResult:
-    """What every compressor returns. Numbers are numbers: `ratio` is compressed / original."""
+    """What every compressor returns. Numbers are numbers: `ratio` is compressed / original.
+
+    Each output document is its `kept` slices of the original and its `inserted` texts, in order of
+    their place in the original (see `rebuild`); `text` joins the output documents with a blank line.
+    """
 
     text: str
     documents: list[Document]
@@ -39,6 +53,7 @@ class CompressionResult:
     model: str | None = None
     budget_tokens: int | None = None
     tokenizer: str | None = None
+    inserted: list[Inserted] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -52,6 +67,21 @@ class CompressionResult:
         data = asdict(self)
         data["ratio"] = self.ratio
         return data
+
+
+def rebuild(originals: list[Document], kept: list[Span], inserted: list[Inserted] = ()) -> dict[str, str]:
+    """Each output document's text from the originals, its kept spans and its inserted texts.
+
+    An inserted text goes before a kept span that starts at the same place. This is how any result can
+    be checked: `rebuild(docs, r.kept, r.inserted)[d.id] == d.text` for every `d` in `r.documents`.
+    """
+    texts = {d.id: d.text for d in originals}
+    pieces: dict[str, list[tuple[int, int, str]]] = {}
+    for span in kept:
+        pieces.setdefault(span.doc_id, []).append((span.start, 1, texts[span.doc_id][span.start:span.end]))
+    for insert in inserted:
+        pieces.setdefault(insert.doc_id, []).append((insert.at, 0, insert.text))
+    return {doc_id: "".join(text for _, _, text in sorted(items, key=lambda p: p[:2])) for doc_id, items in pieces.items()}
 
 
 DocumentsLike = str | Document | Iterable[str | Document | dict]

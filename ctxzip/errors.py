@@ -9,6 +9,10 @@ class InvalidInputError(CtxzipError, ValueError):
     """The input is not text, documents or messages ctxzip can compress."""
 
 
+class InvalidOptionError(InvalidInputError):
+    """A method was given an option it does not have."""
+
+
 class InvalidBudgetError(CtxzipError, ValueError):
     """The budget is malformed: neither or both of tokens/ratio, or a non-positive value."""
 

@@ -105,6 +105,11 @@ def smollm2_path() -> Path:
 WEIGHTS = Path(__file__).parent / "weights"
 
 
+def shipped_weights(name: str) -> Path:
+    """The folder of a model shipped inside the package: "sentence-context-head-v1" or "ctxzip/<name>"."""
+    return WEIGHTS / (name.split("/", 1)[1] if name.startswith("ctxzip/") else name)
+
+
 def shipped_token_classifier_path(name: str) -> Path | None:
     """A full checkpoint for a head shipped in ctxzip/weights/<name>/ (e.g. "ctxzip/lingua-minilm-v1").
 
@@ -114,9 +119,9 @@ def shipped_token_classifier_path(name: str) -> Path | None:
     import hashlib
     import json
 
-    short = name.split("/", 1)[1] if name.startswith("ctxzip/") else name
-    folder = WEIGHTS / short
-    if not (folder / "ctxzip_head.json").exists() or "/" in short:
+    folder = shipped_weights(name)
+    short = folder.name
+    if "/" in name.removeprefix("ctxzip/") or not (folder / "ctxzip_head.json").exists():
         return None
     head = folder / "head.safetensors"
     digest = hashlib.sha1(head.read_bytes()).hexdigest()[:12]

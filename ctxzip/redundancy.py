@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import regex
 
+from ctxzip.scores import minmax
+
 _BLOCK = 512
 _MAX_NEIGHBOURS = 16
 _NORMALIZE = regex.compile(r"[\p{P}\p{S}\s]+")
@@ -101,8 +103,7 @@ def mmr_order(scores: np.ndarray, vectors: np.ndarray | None, texts: list[str], 
         similarity_to = lambda i: np.asarray((vectors @ vectors[i].T).todense()).ravel()  # noqa: E731
     else:
         similarity_to = lambda i: vectors @ vectors[i]  # noqa: E731
-    span = scores.max() - scores.min()
-    relevance = (scores - scores.min()) / span if span > 0 else np.zeros(n)
+    relevance = minmax(scores)
     limit = n if limit is None else min(n, limit)
     max_similarity = np.zeros(n)
     available = np.ones(n, dtype=bool)

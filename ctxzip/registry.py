@@ -9,7 +9,7 @@ import importlib
 import importlib.util
 from typing import Any
 
-from ctxzip.errors import UnknownMethodError
+from ctxzip.errors import InvalidOptionError, UnknownMethodError
 
 _METHODS: dict[str, str | type] = {
     "truncate": "ctxzip.compressors.truncate:TruncateCompressor",
@@ -53,4 +53,20 @@ def get_compressor_class(name: str) -> type:
 
 def create_compressor(name: str, **options: Any):
     """Instantiate the compressor registered as `name` with its options."""
-    return get_compressor_class(name)(**options)
+    cls = get_compressor_class(name)
+    fields = getattr(cls, "__dataclass_fields__", None)
+    if fields is not None:
+        unknown = sorted(set(options) - {k for k, f in fields.items() if f.init})
+        if unknown:
+            known = ", ".join(sorted(k for k, f in fields.items() if f.init))
+            raise InvalidOptionError(f"method {name!r} has no option {', '.join(map(repr, unknown))}; its options: {known}")
+    return cls(**options)
+
+
+def resolve_compressor(compressor: Any, options: dict[str, Any] | None = None):
+    """A compressor instance as given, or one built from a registered method name (integrations take either)."""
+    if isinstance(compressor, str):
+        return create_compressor(compressor, **(options or {}))
+    if not callable(getattr(compressor, "compress", None)):
+        raise TypeError(f"compressor must be a method name or a ctxzip compressor, got {type(compressor).__name__}")
+    return compressor

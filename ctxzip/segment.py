@@ -31,6 +31,9 @@ _ABBREVIATIONS = {
 _MISSED_END = regex.compile(r"(?<=\b(\p{L}{2,})[.!?][\"')\]]*)(?=[ \t]+[\"'(\[]?\p{Lu})")
 _FENCE = regex.compile(r"(?ms)^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[^\n]*$")
 _CONTENT = regex.compile(r"[\p{L}\p{N}]")
+# A "sentence" longer than this (run-on text, minified data, no capitals after full stops) is cut at
+# clause ends, and a clause still longer at word starts, so no unit is too big for a budget.
+MAX_SENTENCE_CHARS = 1000
 
 Spans = tuple[np.ndarray, np.ndarray]
 
@@ -94,7 +97,32 @@ def _blingfire_sentences(text: str) -> Spans:
         _, offsets = blingfire.text_to_sentences_and_offsets(line.group())
         boundaries.extend(line.start() + end for _, end in offsets)
     boundaries.extend(m.start() for m in _MISSED_END.finditer(text) if m.captures(1)[-1].casefold() not in _ABBREVIATIONS)
-    return cover(text, boundaries)
+    starts, ends = cover(text, boundaries)
+    long = np.flatnonzero(ends - starts > MAX_SENTENCE_CHARS)
+    if not len(long):
+        return starts, ends
+    extra = []
+    for i in long.tolist():
+        extra.extend(_cut_long(text, int(starts[i]), int(ends[i])))
+    return cover(text, ends.tolist() + extra)
+
+
+def _cut_long(text: str, start: int, end: int) -> list[int]:
+    """Cut offsets inside text[start:end]: clause ends, then word starts, about MAX_SENTENCE_CHARS apart."""
+    cuts, last = [], start
+    clause_ends = [start + m.end() for m in _PHRASE_END.finditer(text[start:end])]
+    word_starts = [start + m.start() for m in regex.finditer(r"(?<=\s)\S", text[start:end])]
+    for candidates in (clause_ends, word_starts):
+        for position in candidates:
+            if position - last >= MAX_SENTENCE_CHARS // 2 and end - position >= 1:
+                cuts.append(position)
+                last = position
+        if cuts:
+            break
+    bounds = [start, *cuts, end]
+    for a, b in zip(bounds[:-1], bounds[1:]):  # what is still too long has no spaces: fixed-size pieces
+        cuts.extend(range(a + MAX_SENTENCE_CHARS, b, MAX_SENTENCE_CHARS))
+    return cuts
 
 
 def cover(text: str, content_ends: list[int]) -> Spans:

@@ -7,9 +7,30 @@ from test_code_samples import SAMPLES
 from ctxzip import Document
 from ctxzip.code_analysis.chunking import BODY, CLOSE, HEADER, IMPORT, LINES, chunk_documents, line_units
 from ctxzip.code_analysis.languages import declared_language, language_for_path
-from ctxzip.code_analysis.render import parses, render_code
-from ctxzip.code_analysis.solver import close_under_parents
+from ctxzip.code_analysis.render import as_units, parses
+from ctxzip.document import rebuild
 from ctxzip.errors import InvalidInputError
+from ctxzip.select import render
+
+
+def close_under_parents(units, mask: np.ndarray) -> np.ndarray:
+    """Every ancestor of a kept unit, and the closing brace of every kept header, kept too."""
+    keep = mask.tolist()
+    for i in range(len(keep) - 1, -1, -1):  # parents precede children
+        if keep[i] and units.parent[i] >= 0:
+            keep[units.parent[i]] = True
+    keep = np.asarray(keep, dtype=bool)
+    closes = np.flatnonzero(units.kind == CLOSE)
+    keep[closes] = keep[units.parent[closes]]
+    return keep
+
+
+def render_code(documents, units, mask):
+    """(output documents, joined text, number of placeholders); checks the output rebuilds from its provenance."""
+    selection = render(documents, as_units(documents, units, np.zeros(len(units))), mask)
+    rebuilt = rebuild(documents, selection.kept, selection.inserted)
+    assert [rebuilt.get(d.id, "") for d in documents] == selection.doc_texts
+    return selection.doc_texts, selection.text, sum(1 for i in selection.inserted if i.text.strip())
 
 
 def _consistent_random_mask(units, rng) -> np.ndarray:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from test_code_samples import SAMPLES
+from ctxzip.compressors.base import make_request
 from ctxzip import Budget, Document, Protection, create_compressor, get_token_counter
 from ctxzip.code_analysis.render import parses
 from ctxzip.compressors.code import CodeCompressor
@@ -154,7 +155,7 @@ def test_forced_language_and_score_units():
     path, source = SAMPLES["rust"]
     compressor = _lexical(language="rs")
     counter = get_token_counter("cl100k_base")
-    units = compressor.score_units([Document(source)], QUERY, counter)
+    units = compressor.score_units(make_request([Document(source)], QUERY))
     assert len(units) > 5 and np.all(np.isfinite(units.score))
     result = compressor.compress(source, query=QUERY, budget=Budget(ratio=0.5))
     assert result.info["languages"] == {"0": "rust"} and parses(result.text, "rust")

@@ -15,25 +15,6 @@ from ctxzip.code_analysis.render import parses
 from ctxzip.compressors.code import CodeCompressor
 
 
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    """A 2-layer random-weight Llama with SmolLM2's tokenizer, saved as a local checkpoint."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from ctxzip.models import load_tokenizer
-
-    tokenizer = load_tokenizer("smollm2")
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    path = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
-
-
 def _naive_query_nll(scorer, context_ids, query_ids):
     """One unpadded forward over the whole sequence, loss on the query tokens: the reference."""
     import torch

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from ctxzip.compressors.base import make_request
 from ctxzip import Budget, Document, Protection, create_compressor
 from ctxzip.compressors.extractive import ExtractiveCompressor
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
@@ -310,13 +311,13 @@ def test_shipped_context_head_ranks_the_answer_sentence_high():
 
 
 def _score_of(compressor, query, sentence):
-    units = compressor.score_units(PLANETS, query, None)
+    units = compressor.score_units(make_request(PLANETS, query))
     texts = [t.strip() for t in units.texts(PLANETS)]
     return float(units.score[texts.index(sentence)])
 
 
 def test_context_features_and_a_small_head(tmp_path):
-    from ctxzip.compressors.extractive import _task
+    from ctxzip.compressors.extractive import sentence_task as _task
     from ctxzip.relevance.context_head import N_SCALAR_FEATURES, mlp_probabilities, sentence_features
 
     task = _task(PLANETS, "moons of Mars")

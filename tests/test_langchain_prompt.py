@@ -80,10 +80,12 @@ def test_a_budget_smaller_than_the_untouchable_parts_raises():
         compress(messages, budget=COUNTER.count(LONG) - 10)
 
 
-def test_ratio_budget_applies_to_the_whole_prompt():
+def test_ratio_budget_shrinks_the_compressible_parts():
     messages = [SystemMessage("Answer."), HumanMessage(LONG), HumanMessage(LONG), HumanMessage("q?")]
     out = compress(messages, budget=0.5)
-    assert total(out) <= int(0.5 * total(messages))
+    fixed = COUNTER.count("Answer.") + COUNTER.count("q?")
+    assert total(out) <= fixed + int(0.5 * (total(messages) - fixed))
+    assert out[0].content == "Answer." and out[-1].content == "q?"
 
 
 def test_async_invoke_gives_the_same_prompt():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from wiki import wiki_text
 
+from ctxzip.compressors.base import make_request
 from ctxzip import Budget, Document
 from ctxzip.budget import get_token_counter
 from ctxzip.compressors.perplexity import PerplexityCompressor
@@ -14,24 +15,6 @@ from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 from ctxzip.select import DOCUMENT_SEPARATOR
 from ctxzip.token_scoring.causal import token_surprisal
 
-
-
-@pytest.fixture(scope="module")
-def tiny_lm(tmp_path_factory):
-    """A 2-layer Llama with random weights and SmolLM2's tokenizer, saved locally."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from ctxzip.models import load_tokenizer
-
-    tokenizer = load_tokenizer("smollm2")
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("lm") / "tiny-llama"
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def full_surprisal(model, ids, prefix):
@@ -89,7 +72,7 @@ def test_budget_is_met_and_output_is_sliced(tiny_lm, unit, query):
 def test_scores_follow_surprisal(tiny_lm):
     text = wiki_text(2_000)
     compressor = PerplexityCompressor(model=tiny_lm)
-    units = compressor.score_units([Document(text)], None, get_token_counter())
+    units = compressor.score_units(make_request([Document(text)], None))
     from ctxzip.models import load_causal_lm
 
     model, tokenizer = load_causal_lm(tiny_lm, "auto")
@@ -108,12 +91,12 @@ def test_scores_follow_surprisal(tiny_lm):
 def test_query_changes_the_ranking(tiny_lm):
     docs = [Document(wiki_text(800, offset=i * 5_000), f"d{i}") for i in range(3)]
     compressor = PerplexityCompressor(model=tiny_lm)
-    plain = compressor.score_units(docs, None, get_token_counter()).score
-    with_query = compressor.score_units(docs, "What happened in 1995?", get_token_counter()).score
+    plain = compressor.score_units(make_request(docs, None)).score
+    with_query = compressor.score_units(make_request(docs, "What happened in 1995?")).score
     assert not np.allclose(plain, with_query)
-    relevance_only = PerplexityCompressor(model=tiny_lm, query_mode="relevance").score_units(docs, "What?", get_token_counter()).score
+    relevance_only = PerplexityCompressor(model=tiny_lm, query_mode="relevance").score_units(make_request(docs, "What?")).score
     # Relevance shifts whole documents: within a document the scores only move together.
-    doc = compressor.score_units(docs, None, get_token_counter()).doc
+    doc = compressor.score_units(make_request(docs, None)).doc
     for d in range(3):
         assert np.corrcoef(relevance_only[doc == d], plain[doc == d])[0, 1] > 0.999
     offsets = [np.mean(relevance_only[doc == d] - plain[doc == d]) for d in range(3)]
@@ -175,7 +158,7 @@ def test_cli_perplexity(tiny_lm, tmp_path):
 def test_real_smollm2_finds_a_repeated_sentence_predictable():
     sentence = "The committee met in Geneva on a rainy Tuesday to discuss the new budget rules."
     text = f"{sentence} Then everyone went home. {sentence}"
-    units = PerplexityCompressor().score_units([Document(text)], None, get_token_counter())
+    units = PerplexityCompressor().score_units(make_request([Document(text)], None))
     n = len(units) // 2
     first, second = units.score[:6].mean(), units.score[-6:].mean()
     assert second < first  # the copy is predictable from the first occurrence

@@ -6,7 +6,7 @@ import pytest
 
 from ctxzip import Budget, Document, create_compressor
 from ctxzip.compressors.extractive import ExtractiveCompressor
-from ctxzip.compressors.pipeline import CascadeCompressor, map_spans_back
+from ctxzip.compressors.pipeline import CascadeCompressor, compose_provenance
 from ctxzip.compressors.random_select import RandomCompressor
 from ctxzip.compressors.truncate import TruncateCompressor
 from ctxzip.errors import InvalidInputError
@@ -73,14 +73,18 @@ def test_bad_share_raises():
         cascade(second_keep=0.0)
 
 
-def test_map_spans_back_splits_spans_that_cross_slices():
-    from ctxzip.document import CompressionResult, Span
+def test_provenance_of_spans_that_cross_slices_and_placeholders():
+    from ctxzip.document import CompressionResult, Inserted, Span, rebuild
 
     text = "AAAA BBBB CCCC DDDD"
-    first = CompressionResult(text="AAAA CCCC", documents=[Document("AAAA CCCC", "d")],
-                              kept=[Span("d", 0, 4), Span("d", 9, 14)], original_tokens=4, compressed_tokens=2,
-                              method="x")
-    # "AAAA CCCC"[2:7] = "AA CC" crosses from the first slice into the second.
-    mapped = map_spans_back([Span("d", 2, 7)], first, {"d": Document(text, "d")})
-    assert mapped == [Span("d", 2, 4), Span("d", 9, 12)]
-    assert "".join(text[s.start : s.end] for s in mapped) == "AA CC"
+    # The first stage kept "AAAA", put "<>" where " BBBB" was, and kept " CCCC": "AAAA<> CCCC".
+    first = CompressionResult(text="AAAA<> CCCC", documents=[Document("AAAA<> CCCC", "d")],
+                              kept=[Span("d", 0, 4), Span("d", 9, 14)], inserted=[Inserted("d", 4, "<>")],
+                              original_tokens=4, compressed_tokens=2, method="x")
+    # The second stage keeps "AA<> CC" of it ([2, 9)) and adds "!" at its offset 11 (its end).
+    second = CompressionResult(text="AA<> CC!", documents=[Document("AA<> CC!", "d")], kept=[Span("d", 2, 9)],
+                               inserted=[Inserted("d", 11, "!")], original_tokens=2, compressed_tokens=1, method="y")
+    kept, inserted = compose_provenance(first, second)
+    assert kept == [Span("d", 2, 4), Span("d", 9, 12)]
+    assert inserted == [Inserted("d", 4, "<>"), Inserted("d", 14, "!")]
+    assert rebuild([Document(text, "d")], kept, inserted) == {"d": "AA<> CC!"}

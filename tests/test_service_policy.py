@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ctxzip.budget import get_token_counter
-from ctxzip_service.policy import plan_compression, resolve_policy, rewrite_messages
+from ctxzip.chat import plan_chat
+from ctxzip_service.policy import message_parts, resolve_policy, rewrite_messages
 from ctxzip_service.schemas import ChatMessage, PolicyIn
 
 counter = get_token_counter("cl100k_base")
@@ -12,6 +13,10 @@ LONG = "This is a long sentence about something. " * 40
 
 def messages(*items) -> list[ChatMessage]:
     return [ChatMessage.model_validate(m) for m in items]
+
+
+def plan_compression(chat, policy, counter):
+    return plan_chat(message_parts(chat), policy, counter)
 
 
 def default_policy(**override):
@@ -24,16 +29,16 @@ def test_defaults_take_long_user_and_tool_content_but_not_system_or_question():
                     {"role": "user", "content": "short"}, {"role": "user", "content": LONG + " final?"})
     plan = plan_compression(chat, default_policy(), counter)
     # Not the system prompt, the assistant, "short" (under min_tokens) or the final question.
-    assert [s.id for s in plan.segments] == ["1", "3"]
+    assert [s.key for s in plan.segments] == ["1", "3"]
     assert plan.query == LONG + " final?"
     assert plan.original_tokens == sum(counter.count(m.content) for m in chat)
 
 
 def test_overrides_roles_size_and_question():
     chat = messages({"role": "system", "content": LONG}, {"role": "user", "content": LONG})
-    assert [s.id for s in plan_compression(chat, default_policy(), counter).segments] == []
+    assert [s.key for s in plan_compression(chat, default_policy(), counter).segments] == []
     asked = default_policy(roles=["system", "user"], compress_last_user=True)
-    assert [s.id for s in plan_compression(chat, asked, counter).segments] == ["0", "1"]
+    assert [s.key for s in plan_compression(chat, asked, counter).segments] == ["0", "1"]
     assert plan_compression(chat, asked, counter).query is None
     huge_minimum = default_policy(roles=["system"], min_tokens=10_000)
     assert plan_compression(chat, huge_minimum, counter).segments == []
@@ -46,7 +51,7 @@ def test_marks_win_over_roles_and_are_removed():
                                         {"type": "image_url", "image_url": {"url": "data:,"}},
                                         {"type": "text", "text": "the question"}]}]
     plan = plan_compression(messages(*raw), default_policy(), counter)
-    assert [s.id for s in plan.segments] == ["0.0", "2.0"]
+    assert [s.key for s in plan.segments] == ["0.0", "2.0"]
     assert plan.marked and plan.query == "the question"
     out = rewrite_messages(raw, {"0.0": "c", "2.0": "short"})
     assert out[0]["content"] == [{"type": "text", "text": "c"}]

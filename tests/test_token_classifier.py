@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from wiki import wiki_text
 
+from ctxzip.compressors.base import make_request
 from ctxzip import Budget, Document, Protection
 from ctxzip.budget import get_token_counter
 from ctxzip.compressors.token_classifier import TokenClassifierCompressor
@@ -118,7 +119,7 @@ def test_higher_keep_probability_words_are_kept_first(bert_path):
     text = wiki_text(5_000)
     compressor = TokenClassifierCompressor(model=bert_path, quantize=None)
     counter = get_token_counter()
-    units = compressor.score_units([Document(text, "0")], None, counter)
+    units = compressor.score_units(make_request([Document(text, "0")], None))
     result = compressor.compress(text, budget=Budget(ratio=0.4))
     kept = np.zeros(len(units), dtype=bool)
     for span in result.kept:
@@ -208,7 +209,7 @@ def test_mixed_scripts_keep_their_characters(bert_path, xlmr_path):
 def test_document_filter_drops_the_least_likely_documents_first(bert_path):
     docs = [Document(wiki_text(1_500, offset=i * 3_000), f"d{i}") for i in range(6)]
     compressor = TokenClassifierCompressor(model=bert_path, quantize=None, document_filter=0.5)
-    units = compressor.score_units(docs, None, get_token_counter())
+    units = compressor.score_units(make_request(docs, None))
     means = np.array([units.score[units.doc == i].mean() for i in range(6)])
     assert (means < -0.5).sum() == 3  # three documents pushed below every kept one
     result = compressor.compress(docs, budget=Budget(ratio=0.3))
@@ -224,8 +225,8 @@ def test_int8_quantized_forward_runs_and_agrees_with_fp32(bert_path, backend, tm
     int8 = TokenClassifierCompressor(model=bert_path, quantize="int8", backend=backend)
     assert int8.classifier.quantized and not fp32.classifier.quantized
     assert int8.classifier.backend == backend
-    a = fp32.score_units([Document(text)], None, get_token_counter()).score
-    b = int8.score_units([Document(text)], None, get_token_counter()).score
+    a = fp32.score_units(make_request([Document(text)], None)).score
+    b = int8.score_units(make_request([Document(text)], None)).score
     assert np.corrcoef(a, b)[0, 1] > 0.9
     assert int8.compress(text, budget=Budget(tokens=400)).compressed_tokens <= 400
 
@@ -239,13 +240,13 @@ def test_an_exported_onnx_model_reloads_without_transformers(bert_path, tmp_path
     text = wiki_text(4_000)
     first = TokenClassifierCompressor(model=bert_path, quantize="int8", backend="onnx")
     assert first.classifier.model is not None  # the first load exports from the torch model
-    expected = first.score_units([Document(text)], "a query", get_token_counter()).score
+    expected = first.score_units(make_request([Document(text)], "a query")).score
     load_token_classifier.cache_clear()
     again = TokenClassifierCompressor(model=bert_path, quantize="int8", backend="onnx")
     light = again.classifier
     assert light.model is None and isinstance(light.tokenizer, LightTokenizer) and light.backend == "onnx"
     assert light.max_length == first.classifier.max_length
-    assert np.array_equal(again.score_units([Document(text)], "a query", get_token_counter()).score, expected)
+    assert np.array_equal(again.score_units(make_request([Document(text)], "a query")).score, expected)
     # llmlingua-compatible mode needs the transformers tokenizer
     assert TokenClassifierCompressor(model=bert_path, quantize="int8", llmlingua_compatible=True).classifier.model is not None
     load_token_classifier.cache_clear()

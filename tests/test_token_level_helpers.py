@@ -5,7 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ctxzip.token_scoring.aggregate import token_units, unit_mean
-from ctxzip.token_scoring.windows import batch_by_length, plan_windows
+from ctxzip.batching import batch_by_length
+from ctxzip.token_scoring.windows import plan_windows
 
 
 @given(st.integers(1, 3000), st.integers(2, 600), st.lists(st.integers(1, 3000), max_size=60))

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 import regex
 
+from ctxzip.batching import batch_by_length
 from ctxzip.errors import InvalidInputError
 
 
@@ -70,15 +71,11 @@ class PerplexityDropScorer:
         device = next(model.parameters()).device
         sequences = [[start_id] + ids + query_ids for ids in contexts]
         lengths = np.array([len(s) for s in sequences])
-        order = np.argsort(-lengths, kind="stable")
         q = len(query_ids)
         targets = torch.tensor(query_ids, device=device)
         result = np.zeros(len(sequences))
-        position = 0
-        while position < len(order):
-            width = int(lengths[order[position]])  # longest first, so the first row sets the width
-            rows = order[position: position + max(1, self.batch_tokens // width)]
-            position += len(rows)
+        for rows in batch_by_length(lengths, self.batch_tokens, max_batch_size=len(sequences)):
+            width = int(lengths[rows[0]])  # longest first, so the first row sets the width
             ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
             attention = torch.zeros((len(rows), width), dtype=torch.long)
             for r, index in enumerate(rows.tolist()):

@@ -18,6 +18,7 @@ import numpy as np
 
 from ctxzip.code_analysis.languages import SNIFF_ORDER, SPECS, LanguageSpec, declared_language, get_parser
 from ctxzip.document import Document
+from ctxzip.segment import sentence_spans
 
 IMPORT, HEADER, BODY, MEMBER, CLOSE, STATEMENT = range(6)
 KIND_NAMES = ("import", "header", "body", "member", "close", "statement")
@@ -219,9 +220,12 @@ def line_units(text: str) -> tuple[np.ndarray, list[int], list[int], list[int], 
             continue
         if block < 0 or lines_in_block >= _BLOCK_LINES:
             block, next_block, lines_in_block = next_block, next_block + 1, 0
-        for offset in range(0, len(stripped), _LINE_CHARS):  # cut very long lines so a unit fits a budget
-            content.append((position + offset, position + min(len(stripped), offset + _LINE_CHARS)))
-            chunk.append(block)
+        # A long line is cut at its sentences (prose), then at _LINE_CHARS, so a unit fits a budget.
+        cuts = [0, *sentence_spans(stripped)[1][:-1].tolist(), len(stripped)] if len(stripped) > 80 else [0, len(stripped)]
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            for offset in range(a, b, _LINE_CHARS):
+                content.append((position + offset, position + min(b, offset + _LINE_CHARS)))
+                chunk.append(block)
         lines_in_block += 1
         position += len(line)
     if not content:  # whitespace only

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ctxzip.code_analysis.chunking import CLOSE, HEADER, IMPORT, CodeUnits
+from ctxzip.scores import ranks
 
 _KNAPSACK_CELLS = 4_000_000  # above this many DP cells a function falls back to greedy by value density
 
@@ -15,13 +16,7 @@ TIER_IMPORT, TIER_SKELETON, TIER_CHOSEN, TIER_HEADER, TIER_REST = 4.0, 3.0, 2.0,
 
 def rank01(values: np.ndarray) -> np.ndarray:
     """Scores mapped to (0, 1] by rank, best = 1; ties keep document order."""
-    n = len(values)
-    if n == 0:
-        return np.zeros(0)
-    order = np.lexsort((np.arange(n), -values))
-    ranks = np.empty(n)
-    ranks[order] = np.arange(n)
-    return 1.0 - ranks / n
+    return 1.0 - ranks(values) / max(len(values), 1)
 
 
 def allocate_budgets(costs: np.ndarray, scores: np.ndarray, room: int, overselect: float = 1.3,

@@ -4,8 +4,8 @@ and a skeleton (imports, class headers, signatures, placeholders) for what is el
 
     CodeCompressor().compress([Document(src, id="pkg/mod.py")], query="def parse(...): ...", budget=Budget(ratio=0.25))
 
-It overrides `compress` because elided bodies become placeholders that are not slices of the input;
-the final string is still counted in the budget's tokenizer and repaired until it fits.
+Elided bodies become placeholders through the shared solver's render hook (`code_analysis.render`):
+the result reports them in `inserted`, and the final string is counted in the budget's tokenizer.
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctxzip.code_analysis.chunking import CodeUnits, chunk_documents, HEADER, CLOSE, IMPORT
-from ctxzip.code_analysis.plan import unit_priorities
-from ctxzip.code_analysis.languages import normalise_language
 from ctxzip.code_analysis.chunk_scorers import ChunkScorer, identifiers, make_scorer
-from ctxzip.code_analysis.solver import close_under_parents, select_code
-from ctxzip.compressors.base import Compressor, begin, build_result, protected_units
-from ctxzip.document import Document, DocumentsLike
+from ctxzip.code_analysis.chunking import CLOSE, HEADER, IMPORT, CodeUnits, chunk_documents
+from ctxzip.code_analysis.languages import normalise_language
+from ctxzip.code_analysis.plan import unit_priorities
+from ctxzip.code_analysis.render import as_units
+from ctxzip.compressors.base import Request, ScoringCompressor
+from ctxzip.document import Document
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.select import DOCUMENT_SEPARATOR, Selection, Units
+from ctxzip.select import Units
 
 
 @dataclass
-class CodeCompressor(Compressor):
+class CodeCompressor(ScoringCompressor):
     """Options:
 
     scorer: coarse score of functions: "perplexity" (instruction NLL drop under a causal LM,
@@ -57,6 +57,7 @@ class CodeCompressor(Compressor):
     batch_tokens: int = 8192
     protection: Protection = Protection()
     method = "code"
+    scores_depend_on_budget = True  # the coarse-to-fine plan shares out the budget
     _scorers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -116,43 +117,17 @@ class CodeCompressor(Compressor):
                        score_seconds=scored - parsed, forward_seconds=forward)
         return units, costs, priority, details
 
-    def score_units(self, documents, query, counter) -> Units:
-        """Unit priorities as plain `Units` (no placeholders), for pipelines that slice only.
-
-        Without a budget at hand the plan assumes a quarter of the input.
-        """
-        budget = max(1, counter.count(DOCUMENT_SEPARATOR.join(d.text for d in documents if d.text)) // 4)
-        units, _, priority, _ = self.plan(documents, query, counter, budget)
-        return Units.build(units.doc, units.start, units.end, priority)
-
-    # -- compressing --------------------------------------------------------------------------
-
-    def compress(self, inputs: DocumentsLike, query: str | None = None, budget=None):
-        request, answered = begin(self, inputs, query, budget)
-        if answered is not None:
-            return answered
-        documents, counter, target, budget = request.documents, request.counter, request.target, request.budget
-        original_tokens, started = request.original_tokens, request.started
-
-        units, costs, priority, details = self.plan(documents, query, counter, target)
-        protected = _protected(documents, units, self.protection)
-        planned = time.perf_counter()
-        selection = select_code(documents, units, priority, target, counter, costs, protected)
-        selected = time.perf_counter()
-        timings = {
-            "parse": details.pop("parse_seconds"), "score": details.pop("score_seconds"),
-            "forward": details.pop("forward_seconds"), "select": selected - planned,
-        }
+    def score_units(self, request: Request) -> Units:
+        documents, query = request.documents, request.query
+        units, _, priority, details = self.plan(documents, query, request.counter, request.target)
+        timings = {key: details.pop(f"{key}_seconds") for key in ("parse", "score", "forward")}
         info = {
             **details,
-            "placeholders": selection.placeholders,
+            "timings": timings,
             "languages": {d.id: language for d, language in zip(documents, units.languages)},
             "scorer": self.scorer if query and query.strip() else "position",
         }
-        plain_units = Units.build(units.doc, units.start, units.end, priority, protected)
-        plain_selection = Selection(selection.mask, selection.doc_texts, selection.text, selection.tokens)
-        return build_result(documents, plain_units, plain_selection, original_tokens, budget, target, self,
-                            timings, started, info)
+        return as_units(documents, units, priority, info)
 
 
 def _chunk_texts(units: CodeUnits, texts: list[str]) -> list[str]:
@@ -174,8 +149,3 @@ def _candidate_chunks(units: CodeUnits, costs: np.ndarray, chunk_scores: np.ndar
     wanted = np.zeros(units.n_chunks, dtype=bool)
     wanted[order[:reach]] = True
     return (units.chunk >= 0) & wanted[np.maximum(units.chunk, 0)]
-
-
-def _protected(documents: list[Document], units: CodeUnits, protection: Protection) -> np.ndarray:
-    """Units overlapping a protected span, with the headers they need."""
-    return close_under_parents(units, protected_units(documents, units, protection))

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctxzip.compressors.base import Compressor
+from ctxzip.compressors.base import Request, ScoringCompressor
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
+from ctxzip.scores import standardize
 from ctxzip.segment import SPLITTERS
 from ctxzip.select import Units
 from ctxzip.token_scoring.aggregate import token_units, unit_mean
@@ -26,7 +27,7 @@ QUERY_MODES = ("contrastive", "relevance", "none")
 
 
 @dataclass
-class PerplexityCompressor(Compressor):
+class PerplexityCompressor(ScoringCompressor):
     """Keep the units a causal LM finds most informative, under the budget.
 
     query_mode (used only when a query is given): "contrastive" adds LongLLMLingua's
@@ -54,9 +55,10 @@ class PerplexityCompressor(Compressor):
             raise InvalidInputError("need window >= 1, max_context > window and 0 <= overlap < max_context - window")
         self.model_name = str(self.model)
 
-    def score_units(self, documents, query, counter) -> Units:
+    def score_units(self, request: Request) -> Units:
         from ctxzip.models import load_causal_lm
 
+        documents, query = request.documents, request.query
         model, tokenizer = load_causal_lm(self.model, self.device)
         start_id = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
         prefix = np.array([start_id if start_id is not None else 0], dtype=np.int64)
@@ -87,11 +89,11 @@ class PerplexityCompressor(Compressor):
         if not docs:
             return Units.empty()
         doc = np.concatenate(docs)
-        score = _standardise(np.concatenate(information))
+        score = standardize(np.concatenate(information))
         if contrast:
-            score += _standardise(np.concatenate(contrast))
+            score += standardize(np.concatenate(contrast))
         if use_query and len(documents) > 1:
-            score += self.document_weight * _standardise(relevance)[doc]
+            score += self.document_weight * standardize(relevance)[doc]
         return Units.build(doc, np.concatenate(starts), np.concatenate(ends), score)
 
 
@@ -102,7 +104,3 @@ def _encode(tokenizer, text: str) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(encoding.ids, dtype=np.int64), offsets[:, 0]
 
 
-def _standardise(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)

@@ -10,16 +10,14 @@ question-aware sibling (ctxzip/lingua-minilm-qa-v1, input `query [SEP] context`)
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ctxzip.compressors.base import Compressor
-from ctxzip.segment import split_documents
+from ctxzip.compressors.base import Request, ScoringCompressor
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.segment import sentence_spans
+from ctxzip.segment import sentence_spans, split_documents
 from ctxzip.select import Units
 from ctxzip.token_scoring.aggregate import token_units, unit_mean
 from ctxzip.token_scoring.classifier import TokenClassifier, load_token_classifier, with_special_tokens
@@ -32,7 +30,7 @@ DEFAULT_QUESTION_MODEL = "ctxzip/lingua-minilm-qa-v1"
 
 
 @dataclass
-class TokenClassifierCompressor(Compressor):
+class TokenClassifierCompressor(ScoringCompressor):
     """Keep the words a token classifier (label 1 = keep) rates highest, under the budget.
 
     model: local path, embedded alias or hub id of an AutoModelForTokenClassification checkpoint
@@ -69,7 +67,6 @@ class TokenClassifierCompressor(Compressor):
     unit: str = "word"
     allow_random_head: bool = False
     method = "token"
-    _compat_rate: threading.local = field(default_factory=threading.local, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -117,28 +114,10 @@ class TokenClassifierCompressor(Compressor):
         return load_token_classifier(name, device, quantize, self.allow_random_head, self.backend,
                                      full_tokenizer=self.llmlingua_compatible)
 
-    def compress(self, inputs, query=None, budget=None):
-        if not self.llmlingua_compatible:
-            return super().compress(inputs, query=query, budget=budget)
-        # llmlingua turns a token target into a rate over the sum of per-document cl100k counts.
-        from ctxzip.budget import as_budget
-        from ctxzip.document import as_documents
-
-        chosen = as_budget(budget)
-        documents = as_documents(inputs)
-        counter = chosen.counter
-        original = sum(counter.count_many([d.text for d in documents])) if documents else 0
-        joined = counter.count("\n\n".join(d.text for d in documents if d.text))
-        target = chosen.resolve(joined)
-        self._compat_rate.value = min(target / original, 1.0) if original else 1.0
-        try:
-            return super().compress(documents, query=query, budget=chosen)
-        finally:
-            self._compat_rate.value = None
-
-    def score_units(self, documents, query, counter) -> Units:
+    def score_units(self, request: Request) -> Units:
+        documents, query = request.documents, request.query
         if self.llmlingua_compatible:
-            return self._llmlingua_units(documents)
+            return self._llmlingua_units(request)
         classifier = self.classifier_for(query)
         query_ids = None
         if query and classifier.question_aware:
@@ -194,12 +173,14 @@ class TokenClassifierCompressor(Compressor):
         word_cuts = np.flatnonzero(encoded.starts[1:] > encoded.ends[:-1]) + 1  # a gap before the token
         return plan_windows(len(encoded), window - 2, sentence_cuts, word_cuts)
 
-    def _llmlingua_units(self, documents) -> Units:
+    def _llmlingua_units(self, request: Request) -> Units:
         """Only the words llmlingua keeps become units, so the solver returns exactly them when they fit."""
         from ctxzip.token_scoring.llmlingua_compat import llmlingua_keep, llmlingua_words
 
-        rate = getattr(self._compat_rate, "value", None)
-        reduce_rate = max(0.0, 1.0 - (1.0 if rate is None else rate))
+        # llmlingua turns a token target into a rate over the sum of per-document counts.
+        documents = request.documents
+        original = sum(request.counter.count_many([d.text for d in documents]))
+        reduce_rate = max(0.0, 1.0 - (min(request.target / original, 1.0) if original else 1.0))
         classifier = self.classifier
         docs, starts, ends, scores = [], [], [], []
         for index, document in enumerate(documents):

@@ -6,17 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctxzip.compressors.base import Compressor
+from ctxzip.compressors.base import Request, ScoringCompressor
 from ctxzip.segment import split_documents
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.select import Units
+from ctxzip.select import SelectionOptions, Units
 
 KEEP = ("head", "tail", "both")
 
 
 @dataclass
-class TruncateCompressor(Compressor):
+class TruncateCompressor(ScoringCompressor):
     """keep="head" keeps the beginning, "tail" the end, "both" the two ends meeting in the middle."""
 
     keep: str = "head"
@@ -28,8 +28,11 @@ class TruncateCompressor(Compressor):
         if self.keep not in KEEP:
             raise InvalidInputError(f"keep must be one of {KEEP}, got {self.keep!r}")
 
-    def score_units(self, documents, query, counter) -> Units:
-        doc, start, end = split_documents(documents, self.unit)
+    def selection(self, request: Request) -> SelectionOptions:
+        return SelectionOptions(skip=False)  # an unbroken run from each end, never words picked past a gap
+
+    def score_units(self, request: Request) -> Units:
+        doc, start, end = split_documents(request.documents, self.unit)
         position = np.arange(len(doc), dtype=np.float64)
         if self.keep == "head":
             score = -position

@@ -36,7 +36,11 @@ class BM25Scorer(SentenceScorer):
             index = bm25s.BM25(k1=self.k1, b=self.b)
             titles = task.doc_titles if self.with_title else [""] * len(task.doc_texts)
             texts = [f"{titles[d]}: {s}" if titles[d] else s for d, s in zip(task.sentence_doc.tolist(), task.sentences)]
-            index.index(self._tokenize(texts, True), show_progress=False)
+            tokenized = self._tokenize(texts, True)
+            if not tokenized.vocab:  # no words at all (blank, punctuation, stop words, emoji): nothing to rank by
+                indexes.append(None)
+                continue
+            index.index(tokenized, show_progress=False)
             indexes.append(index)
         return indexes
 
@@ -44,7 +48,8 @@ class BM25Scorer(SentenceScorer):
         query_tokens = self._tokenize(list(queries), False) if queries else []
         scores = []
         for task, index, tokens in zip(tasks, prepared, query_tokens):
-            # bm25s skips query words missing from the corpus vocabulary; an empty query scores 0.
+            # bm25s skips query words missing from the corpus vocabulary; an empty query or a corpus
+            # without words scores 0 everywhere, so the solver falls back to position.
             if index is None or not tokens:
                 scores.append(np.zeros(len(task)))
             else:

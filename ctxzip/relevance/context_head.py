@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ctxzip.errors import ModelNotAvailableError
+from ctxzip.models import shipped_weights
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
 from ctxzip.relevance.bi_encoder import BiEncoderScorer
 from ctxzip.relevance.bm25 import BM25Scorer
+from ctxzip.scores import minmax, ranks
 
-SHIPPED_HEAD = Path(__file__).resolve().parents[1] / "weights" / "sentence-context-head-v1" / "head.npz"
+SHIPPED_HEAD = shipped_weights("sentence-context-head-v1") / "head.npz"
 N_SCALAR_FEATURES = 14
 
 
@@ -36,10 +38,7 @@ def _group_reduce(values: np.ndarray, groups: np.ndarray, n_groups: int):
 
 def _ranks(values: np.ndarray) -> np.ndarray:
     """0 for the best value, 1 for the worst, evenly spaced."""
-    n = len(values)
-    rank = np.empty(n)
-    rank[np.argsort(-values, kind="stable")] = np.arange(n)
-    return rank / max(1, n - 1)
+    return ranks(values) / max(1, len(values) - 1)
 
 
 def sentence_features(task: ScoringTask, vectors: np.ndarray, query_vector: np.ndarray,
@@ -56,8 +55,7 @@ def sentence_features(task: ScoringTask, vectors: np.ndarray, query_vector: np.n
     nxt = np.where(same_next, np.r_[cosine[1:], 0.0], 0.0)
     first_of_doc = np.r_[0, np.flatnonzero(doc[1:] != doc[:-1]) + 1]
     position = np.arange(n) - np.repeat(first_of_doc, np.diff(np.r_[first_of_doc, n]))
-    span = bm25.max() - bm25.min() if n else 0.0
-    bm25_scaled = (bm25 - bm25.min()) / span if span > 0 else np.zeros(n)
+    bm25_scaled = minmax(bm25)
     bm25_doc_max, _ = _group_reduce(bm25_scaled, doc, n_docs)
     doc_rank = _ranks(doc_max)[doc] if n_docs > 1 else np.zeros(n)
     scalars = np.stack([

@@ -12,13 +12,7 @@ import numpy as np
 
 from ctxzip.errors import InvalidInputError
 from ctxzip.relevance.base import SentenceScorer
-
-
-def minmax(scores: np.ndarray) -> np.ndarray:
-    if not len(scores):
-        return scores
-    low, high = float(scores.min()), float(scores.max())
-    return np.zeros_like(scores) if high - low < 1e-12 else (scores - low) / (high - low)
+from ctxzip.scores import minmax
 
 
 @dataclass

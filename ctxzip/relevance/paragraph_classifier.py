@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ctxzip.batching import batch_by_length
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
 
 # A window holds whole sentences up to about this many characters (~200 MiniLM tokens).
@@ -70,9 +71,8 @@ class ContextClassifierScorer(SentenceScorer):
                 spans = np.stack([task.sentence_start[rows], task.sentence_end[rows]], axis=1) - begin
                 jobs.append((t, rows, query, task.doc_titles[doc], task.doc_texts[doc][begin:end], spans))
         scores = [np.zeros(len(task)) for task in tasks]
-        order = sorted(range(len(jobs)), key=lambda j: len(jobs[j][4]))  # similar lengths pad less
-        for begin in range(0, len(order), self.batch_size):
-            batch = [jobs[j] for j in order[begin : begin + self.batch_size]]
+        for rows in batch_by_length([len(job[4]) for job in jobs], max_batch_size=self.batch_size):
+            batch = [jobs[j] for j in rows.tolist()]
             tensors, pool, has_tokens = encode_paragraphs(
                 tokenizer, [b[2] for b in batch], [b[3] for b in batch], [b[4] for b in batch],
                 [b[5] for b in batch], max_length=self.max_length,

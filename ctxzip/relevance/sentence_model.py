@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from ctxzip.errors import ModelNotAvailableError
+from ctxzip.models import shipped_weights
 
-SHIPPED = Path(__file__).resolve().parents[1] / "weights" / "sentence-minilm-v1"
+SHIPPED = shipped_weights("sentence-minilm-v1")
 WEIGHTS_FILE = "trained.safetensors"
 CONFIG_FILE = "config.json"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ctxzip.errors import InvalidInputError, ModelNotAvailableError
-from ctxzip.token_scoring.windows import batch_by_length
+from ctxzip.batching import batch_by_length
 
 TOKEN_CLASSIFIER_SUFFIX = "ForTokenClassification"
 

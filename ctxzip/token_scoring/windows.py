@@ -41,21 +41,3 @@ def _last_in(points: np.ndarray, low: int, high: int) -> int | None:
     if index >= 0 and points[index] > low:
         return int(points[index])
     return None
-
-
-def batch_by_length(lengths, max_batch_tokens: int, max_batch_size: int = 64) -> list[np.ndarray]:
-    """Indices of windows grouped into batches of similar length, so padding wastes little.
-
-    Longest first: a batch's padded width is its first window's length.
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable").tolist()
-    batches, current = [], []
-    for index in order:
-        if current and (int(lengths[current[0]]) * (len(current) + 1) > max_batch_tokens or len(current) >= max_batch_size):
-            batches.append(np.array(current))
-            current = []
-        current.append(index)
-    if current:
-        batches.append(np.array(current))
-    return batches

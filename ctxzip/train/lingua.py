@@ -13,9 +13,10 @@ import collections
 import json
 from pathlib import Path
 
+from ctxzip.models import shipped_weights
+
 PACKAGE = Path(__file__).resolve().parents[1]
 LABELS = PACKAGE / "train" / "labels" / "lingua-v1.jsonl.gz"
-WEIGHTS = PACKAGE / "weights"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         for variant in args.variants.split(","):
             with_query = variant == "question"
             name = "lingua-minilm-qa-v1" if with_query else "lingua-minilm-v1"
-            out = WEIGHTS / name
+            out = shipped_weights(name)
             report = fit(records, out, with_query=with_query, epochs=args.epochs, seed=args.seed)
             manifest = {
                 "model": f"ctxzip/{name}",

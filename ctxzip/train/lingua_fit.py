@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctxzip.batching import batch_by_length
 from ctxzip.token_scoring.aggregate import token_units
 
 
@@ -37,8 +38,7 @@ def encode_record(tokenizer, record: dict, target_key: str, with_query: bool, ma
 
 def batches(encoded: list, batch_size: int, rng: random.Random):
     """Length-bucketed batches (little padding), in random order."""
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    chunks = [rows.tolist() for rows in batch_by_length([len(e[0]) for e in encoded], max_batch_size=batch_size)]
     rng.shuffle(chunks)
     return chunks
 

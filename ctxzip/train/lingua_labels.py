@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ctxzip.scores import standardize
 from ctxzip.segment import word_spans
 from ctxzip.token_scoring.aggregate import token_units, unit_mean
 from ctxzip.token_scoring.causal import token_surprisal
@@ -33,11 +34,6 @@ def percentile_rank(values: np.ndarray) -> np.ndarray:
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     ranks = np.bincount(inverse, weights=ranks) / counts
     return ranks[inverse] / (len(values) - 1)
-
-
-def standardise(values: np.ndarray) -> np.ndarray:
-    spread = values.std()
-    return (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
 
 
 def evidence_target(starts: np.ndarray, ends: np.ndarray, evidence) -> np.ndarray:
@@ -80,7 +76,7 @@ class Teacher:
             conditioned_prefix = np.concatenate([self.prefix, query_ids, self.encode("\n\n")[0]])
             conditioned, _ = token_surprisal(self.model, ids, conditioned_prefix)
             contrast = unit_mean(plain - conditioned, owner, len(starts))
-            teacher = percentile_rank(standardise(information) + standardise(contrast))
+            teacher = percentile_rank(standardize(information) + standardize(contrast))
             human = evidence_target(starts, ends, item.evidence)
             record["question"] = np.round(0.5 * teacher + 0.5 * human, 3).tolist()
         return record

@@ -2,16 +2,16 @@
 
     chain = prompt | CtxzipPromptCompressor(budget=1000) | llm
 
-The role policy is the sidecar's: long `user`/`tool`/`function` contents may be compressed, the
-system prompt and the final user message (the question) never are; a message (in
-`additional_kwargs`) or a content part marked `"ctxzip_compress": True` is compressed wherever it
-is (retrieved context), one marked False never is. Marks are removed from what goes to the model.
-The budget covers the text of the whole prompt: the compressible parts get what the others leave.
+The policy and the budget's meaning are the sidecar's (`ctxzip.chat`): long `user`/`tool`/`function`
+contents may be compressed, the system prompt and the final user message (the question) are not
+unless asked; a message (in `additional_kwargs`) or a content part marked `"ctxzip_compress": True` is
+compressed wherever it is (retrieved context), one marked False never is. Marks are removed from what
+goes to the model. `Budget(tokens=N)` caps the whole prompt; `Budget(ratio=r)` shrinks the
+compressible parts to r of their size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 from langchain_core.messages import BaseMessage
@@ -21,27 +21,17 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 import ctxzip
 from ctxzip.budget import Budget
-from ctxzip.errors import BudgetTooSmallError, InvalidInputError
+from ctxzip.chat import DEFAULT_ROLES, MARK, BudgetFit, ChatPolicy, TextPart, plan_chat
+from ctxzip.errors import InvalidInputError
 
 from langchain_ctxzip._budget import CompressorSpec
 
-MARK = "ctxzip_compress"
-NEVER_BY_ROLE = frozenset({"system", "developer"})  # only an explicit mark compresses these
 _ROLE_OF_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
-_FIT_ATTEMPTS = 4
 
 
 def message_role(message: BaseMessage) -> str:
     """The OpenAI-style role of a LangChain message (`ChatMessage` carries its own)."""
     return getattr(message, "role", None) or _ROLE_OF_TYPE.get(message.type, message.type)
-
-
-@dataclass(frozen=True)
-class Segment:
-    message: int
-    part: int | None  # None: the message content is a string
-    text: str
-    tokens: int
 
 
 class CtxzipPromptCompressor(CompressorSpec, RunnableSerializable[Any, Any]):
@@ -56,8 +46,8 @@ class CtxzipPromptCompressor(CompressorSpec, RunnableSerializable[Any, Any]):
     budget: Budget
     compressor: Any = "extractive"
     compressor_options: dict[str, Any] = Field(default_factory=dict)
-    roles: tuple[str, ...] = ("user", "tool", "function")
-    min_tokens: int = 256  # shorter contents pass unchanged (the sidecar's default)
+    roles: tuple[str, ...] = tuple(sorted(DEFAULT_ROLES))
+    min_tokens: int = ChatPolicy.min_tokens  # shorter contents pass unchanged (the sidecar's default)
     compress_last_user: bool = False
     _instance: Any = PrivateAttr(default=None)
 
@@ -76,61 +66,43 @@ class CtxzipPromptCompressor(CompressorSpec, RunnableSerializable[Any, Any]):
         )
 
     def compress_messages(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-        """The messages with their compressible parts compressed so the whole text fits the budget."""
+        """The messages with their compressible parts compressed so the prompt fits the budget."""
         counter = self.budget.counter
-        segments, query, total = self._plan(messages, counter)
-        target = self.budget.resolve(total)
-        fixed = total - sum(s.tokens for s in segments)
-        if total <= target or not segments:
+        policy = ChatPolicy(frozenset(self.roles), self.min_tokens, self.compress_last_user)
+        plan = plan_chat(message_parts(messages), policy, counter)
+        limit, room = plan.limits(self.budget)
+        if plan.original_tokens <= limit or not plan.segments:
             return _strip_marks(messages, {}, {})
-        room = target - fixed
-        # Each part is counted on its own, and the joined compressor output is counted once:
-        # the two can differ by a few tokens, so shrink the room until the prompt fits.
-        for _ in range(_FIT_ATTEMPTS):
-            if room < 1:
-                raise BudgetTooSmallError(
-                    f"the prompt's parts that must stay as they are need {fixed} tokens; the budget is {target}"
-                )
-            documents = [ctxzip.Document(s.text, str(k)) for k, s in enumerate(segments)]
-            result = self.ctxzip_compressor.compress(documents, query=query, budget=Budget(tokens=room, tokenizer=self.budget.tokenizer))
+        documents = [ctxzip.Document(s.text, s.key) for s in plan.segments]
+        fit = BudgetFit(room, limit)
+        for room in fit:
+            budget = Budget(tokens=room, tokenizer=self.budget.tokenizer)
+            result = self.ctxzip_compressor.compress(documents, query=plan.query, budget=budget)
             texts = {doc.id: doc.text for doc in result.documents}
-            used = sum(counter.count(texts.get(str(k), "")) for k in range(len(segments)))
-            if fixed + used <= target:
+            replacements = {(s.part.message, s.part.part): texts.get(s.key, "") for s in plan.segments}
+            if fit.accept(result.compressed_tokens, plan.fixed_tokens + sum(counter.count_many(list(replacements.values())))):
                 break
-            room = min(room, result.compressed_tokens) - (fixed + used - target)  # shrink from what was kept
-        else:
-            raise BudgetTooSmallError(f"could not fit the prompt into {target} tokens")
         spans: dict[str, list[list[int]]] = {}
         for span in result.kept:
             spans.setdefault(span.doc_id, []).append([span.start, span.end])
-        replacements = {(s.message, s.part): texts.get(str(k), "") for k, s in enumerate(segments)}
         info = {
-            (s.message, s.part): {"method": result.method, "kept": spans.get(str(k), []), "original_tokens": s.tokens,
-                                  "compressed_tokens": counter.count(replacements[(s.message, s.part)])}
-            for k, s in enumerate(segments)
+            (s.part.message, s.part.part): {
+                "method": result.method, "kept": spans.get(s.key, []), "original_tokens": s.tokens,
+                "compressed_tokens": counter.count(replacements[(s.part.message, s.part.part)]),
+            }
+            for s in plan.segments
         }
         return _strip_marks(messages, replacements, info)
 
-    def _plan(self, messages: Sequence[BaseMessage], counter) -> tuple[list[Segment], str | None, int]:
-        """The compressible segments, the query (the final user message) and the prompt's tokens."""
-        last_user = max((i for i, m in enumerate(messages) if message_role(m) == "user"), default=None)
-        segments: list[Segment] = []
-        query_parts: list[str] = []
-        total = 0
-        for i, message in enumerate(messages):
-            role = message_role(message)
-            role_ok = role in self.roles and role not in NEVER_BY_ROLE
-            position_ok = i != last_user or self.compress_last_user
-            message_mark = message.additional_kwargs.get(MARK)
-            for part, text, part_mark in _texts(message.content):
-                mark = part_mark if part_mark is not None else message_mark
-                tokens = counter.count(text)
-                total += tokens
-                if mark is True or (mark is None and role_ok and position_ok and tokens >= max(self.min_tokens, 1)):
-                    segments.append(Segment(i, part, text, tokens))
-                elif i == last_user:
-                    query_parts.append(text)
-        return segments, "\n".join(query_parts).strip() or None, total
+
+def message_parts(messages: Sequence[BaseMessage]) -> list[TextPart]:
+    """Every text of every message; a part's own mark wins over its message's."""
+    parts = []
+    for i, message in enumerate(messages):
+        message_mark = message.additional_kwargs.get(MARK)
+        for j, text, part_mark in _texts(message.content):
+            parts.append(TextPart(i, j, message_role(message), text, part_mark if part_mark is not None else message_mark))
+    return parts
 
 
 def _texts(content: str | list) -> list[tuple[int | None, str, bool | None]]:

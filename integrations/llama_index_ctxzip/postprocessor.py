@@ -18,12 +18,11 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 import ctxzip
 from ctxzip.budget import Budget, as_budget
-from ctxzip.errors import BudgetTooSmallError
-from ctxzip.registry import create_compressor
+from ctxzip.chat import BudgetFit
+from ctxzip.registry import resolve_compressor
 
 METADATA_KEY = "ctxzip"
 CONTEXT_SEPARATOR = "\n\n"  # how LlamaIndex's response synthesizers join node contents
-_FIT_ATTEMPTS = 8
 
 
 def _llm_context(nodes) -> str:
@@ -59,9 +58,7 @@ class CtxzipPostprocessor(BaseNodePostprocessor):
     def ctxzip_compressor(self):
         """The ctxzip compressor, built on first use (a model-based one loads its model once)."""
         if self._instance is None:
-            compressor = self.compressor
-            self._instance = (create_compressor(compressor, **self.compressor_options)
-                              if isinstance(compressor, str) else compressor)
+            self._instance = resolve_compressor(self.compressor, self.compressor_options)
         return self._instance
 
     def _postprocess_nodes(
@@ -77,26 +74,20 @@ class CtxzipPostprocessor(BaseNodePostprocessor):
         target = self.budget.resolve(shown if self.count_metadata else plain)
         # Only nodes that keep some text show their metadata, so the room left for text is found by
         # measuring: start from the whole budget and take off what the output went over.
-        room = target
         # Positional ids: results map back by position whatever the node ids are.
         documents = [ctxzip.Document(text, str(i)) for i, text in enumerate(texts)]
         query = query_bundle.query_str if query_bundle is not None else None
-        for _ in range(_FIT_ATTEMPTS):
-            if room < 1:
-                raise BudgetTooSmallError(
-                    f"the budget of {target} tokens leaves no room for node text next to the metadata "
-                    "LlamaIndex shows the LLM (pass count_metadata=False to budget the text only)"
-                )
+        what = "the nodes and the metadata LlamaIndex shows the LLM (count_metadata=False budgets the text only)"
+        fit = BudgetFit(target, target, what=what)
+        for room in fit:
             budget = Budget(tokens=room, tokenizer=self.budget.tokenizer)
             result = self.ctxzip_compressor.compress(documents, query=query, budget=budget)
             output = self._rebuild(nodes, texts, result, counter)
             used = counter.count(_llm_context(n.node for n in output) if self.count_metadata
                                  else CONTEXT_SEPARATOR.join(n.node.get_content(metadata_mode=MetadataMode.NONE) for n in output))
-            if used <= target:
-                return output
-            # shrink from what was kept, not from the room: the solver may have kept less than the room
-            room = min(room, result.compressed_tokens) - (used - target)
-        raise BudgetTooSmallError(f"could not fit the nodes into {target} tokens")
+            if fit.accept(result.compressed_tokens, used):
+                break
+        return output
 
     def _rebuild(self, nodes, texts, result, counter) -> List[NodeWithScore]:
         """Copies of the nodes that kept some text, with their metadata and provenance."""

@@ -22,13 +22,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from ctxzip.budget import Budget
+from ctxzip.chat import BudgetFit, ChatPlan, plan_chat
 from ctxzip.document import CompressionResult, Document
+from ctxzip.errors import CtxzipError
 from ctxzip_service.engine import CompressionEngine
-from ctxzip_service.errors import ServiceError
+from ctxzip_service.errors import ServiceError, from_ctxzip_error
 from ctxzip_service.logs import get_logger, log_event
 from ctxzip_service.metrics import Metrics
 from ctxzip_service.middleware import EdgeMiddleware
-from ctxzip_service.policy import Plan, plan_compression, resolve_policy, rewrite_messages
+from ctxzip_service.policy import message_parts, resolve_policy, rewrite_messages
 from ctxzip_service.proxy import UpstreamProxy, make_upstream_clients
 from ctxzip_service.schemas import (
     ChatCompletionRequest, ChatMessage, CompressRequest, CompressResponse, ErrorResponse, Health, PolicyIn,
@@ -42,17 +44,11 @@ ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 50
 class ChatCompression:
     """What the policy did to a list of messages."""
 
-    plan: Plan
+    plan: ChatPlan
     replacements: dict[str, str]
     result: CompressionResult | None
     cached: bool
-
-    @property
-    def compressed_tokens(self) -> int:
-        if self.result is None:
-            return self.plan.original_tokens
-        # Segments' own counts out, their compressed counts in (per message, as the plan counted).
-        return self.plan.original_tokens - sum(s.tokens for s in self.plan.segments) + self.result.compressed_tokens
+    compressed_tokens: int  # the whole request's texts after compression, counted part by part
 
 
 INLINE_PLAN_CHARS = 20_000  # below this, counting tokens on the event loop is cheaper than a thread hop
@@ -163,16 +159,29 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
         method = engine.check_method(override.method, override.options)
         budget = engine.budget(override.budget)
         policy = resolve_policy(settings.compress_roles, settings.min_tokens, settings.compress_last_user, override)
+        counter = budget.counter
         if _text_size(messages) > INLINE_PLAN_CHARS:  # counting a long prompt's tokens would stall the loop
-            plan = await anyio.to_thread.run_sync(plan_compression, messages, policy, budget.counter)
+            plan = await anyio.to_thread.run_sync(plan_chat, message_parts(messages), policy, counter)
         else:
-            plan = plan_compression(messages, policy, budget.counter)
+            plan = plan_chat(message_parts(messages), policy, counter)
         if not plan.segments or not override.enabled:
-            return ChatCompression(plan, {}, None, False)
-        documents = [Document(s.text, s.id) for s in plan.segments]
-        result, cached = await engine.compress(method, override.options, documents, plan.query, budget)
-        texts = {d.id: d.text for d in result.documents}
-        return ChatCompression(plan, {s.id: texts.get(s.id, "") for s in plan.segments}, result, cached)
+            return ChatCompression(plan, {}, None, False, plan.original_tokens)
+        documents = [Document(s.text, s.key) for s in plan.segments]
+        limit, room = plan.limits(budget)
+        try:
+            fit = BudgetFit(room, limit, what="the request")
+            for room in fit:
+                result, cached = await engine.compress(
+                    method, override.options, documents, plan.query, Budget(tokens=room, tokenizer=budget.tokenizer)
+                )
+                texts = {d.id: d.text for d in result.documents}
+                replacements = {s.key: texts.get(s.key, "") for s in plan.segments}
+                used = plan.fixed_tokens + sum(counter.count_many(list(replacements.values())))
+                if fit.accept(result.compressed_tokens, used):
+                    break
+        except CtxzipError as exc:
+            raise from_ctxzip_error(exc) from None
+        return ChatCompression(plan, replacements, result, cached, used)
 
     # -- routes -----------------------------------------------------------------------------------
 

@@ -27,6 +27,10 @@ from ctxzip.document import CompressionResult
 
 
 def supports_batching(compressor: Any) -> bool:
+    from ctxzip.compressors.base import Compressor, shares_forwards
+
+    if isinstance(compressor, Compressor):
+        return shares_forwards(compressor)
     return callable(getattr(compressor, "compress_many", None))
 
 

@@ -6,6 +6,7 @@ from ctxzip.errors import (
     BudgetTooSmallError,
     CtxzipError,
     InvalidBudgetError,
+    InvalidOptionError,
     InvalidInputError,
     ModelNotAvailableError,
     UnknownMethodError,
@@ -37,6 +38,8 @@ def from_ctxzip_error(exc: CtxzipError) -> ServiceError:
         return ServiceError(400, "invalid_budget", str(exc))
     if isinstance(exc, BudgetTooSmallError):
         return ServiceError(422, "budget_too_small", str(exc))
+    if isinstance(exc, InvalidOptionError):
+        return ServiceError(400, "invalid_option", str(exc))
     if isinstance(exc, InvalidInputError):
         return ServiceError(400, "invalid_input", str(exc))
     if isinstance(exc, ModelNotAvailableError):

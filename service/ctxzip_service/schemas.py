@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-MARK = "ctxzip_compress"  # key on a content part: true = compress it, false = never
+from ctxzip.chat import MARK  # key on a content part: true = compress it, false = never
 
 
 class BudgetIn(BaseModel):

@@ -65,3 +65,21 @@ def _spread_head(layer, seed: int) -> None:
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * 2.0)
+
+
+def save_tiny_llama(folder: str | Path, hidden: int = 64, seed: int = 0) -> Path:
+    """A 2-layer random-weight Llama with SmolLM2's tokenizer, saved as a local checkpoint."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ctxzip.models import load_tokenizer
+
+    folder = Path(folder)
+    tokenizer = load_tokenizer("smollm2")
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
