@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctxzip import Budget, Document
-from ctxzip.compressors.base import Compressor
+from ctxzip.compressors.base import Compressor, ScoringCompressor
 from ctxzip.errors import CtxzipError
 from ctxzip.select import Units
 from eval.datasets import load_stdlib_modules
@@ -109,12 +109,13 @@ def build_tasks(split: str, limit: int) -> list[CodeTask]:
 
 
 @dataclass
-class NearestCodeCompressor(Compressor):
+class NearestCodeCompressor(ScoringCompressor):
     """Truncation that keeps the lines nearest to where the function was cut out (metadata "cut")."""
 
     method = "nearest"
 
-    def score_units(self, documents, query, counter) -> Units:
+    def score_units(self, request) -> Units:
+        documents = request.documents
         docs, starts, ends, scores = [], [], [], []
         for index, doc in enumerate(documents):
             offsets = np.array([m.end() for m in re.finditer(r"\n", doc.text)] + [len(doc.text)])
@@ -128,13 +129,14 @@ class NearestCodeCompressor(Compressor):
 
 
 @dataclass
-class RandomFunctionsCompressor(Compressor):
+class RandomFunctionsCompressor(ScoringCompressor):
     """Whole syntax chunks (functions, classes' own lines, statement groups) in random order."""
 
     seed: int = 0
     method = "random-functions"
 
-    def score_units(self, documents, query, counter) -> Units:
+    def score_units(self, request) -> Units:
+        documents = request.documents
         from ctxzip.code_analysis.chunking import chunk_documents
 
         units = chunk_documents(documents)

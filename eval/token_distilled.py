@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctxzip import Budget, create_compressor
-from ctxzip.compressors.base import Compressor
+from ctxzip.compressors.base import ScoringCompressor
 from ctxzip.segment import split_documents
 from ctxzip.document import Document
 from ctxzip.select import Units
@@ -28,13 +28,14 @@ from eval.report import markdown_table, plot_quality_vs_ratio, write_results
 
 
 @dataclass
-class StopWordCompressor(Compressor):
+class StopWordCompressor(ScoringCompressor):
     """Baseline: drop English stop words first (scikit-learn's list), then words at random."""
 
     seed: int = 0
     method = "stopwords"
 
-    def score_units(self, documents, query, counter) -> Units:
+    def score_units(self, request) -> Units:
+        documents = request.documents
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
         doc, start, end = split_documents(documents, "word")

@@ -164,7 +164,7 @@ def recall_rows(limit: int) -> list[dict]:
 def budget_rows(n_texts: int, budgets_per_text: int, seed: int = 0) -> list[dict]:
     """compressed <= budget always, and within 3% under it, over random (text, budget) pairs."""
     from ctxzip import Budget
-    from ctxzip.compressors.base import Compressor
+    from ctxzip.compressors.base import ScoringCompressor
     from ctxzip.compressors.token_classifier import TokenClassifierCompressor
     from ctxzip.select import Units
     from eval.datasets import load_hotpotqa, load_squad
@@ -172,7 +172,7 @@ def budget_rows(n_texts: int, budgets_per_text: int, seed: int = 0) -> list[dict
 
     inner = TokenClassifierCompressor(model=distilled_llmlingua2_checkpoint(), quantize="int8")
 
-    class CachedScores(Compressor):
+    class CachedScores(ScoringCompressor):
         """Runs Compressor.compress as usual; the model scores each text once for all its budgets."""
 
         method = "token"
@@ -181,10 +181,10 @@ def budget_rows(n_texts: int, budgets_per_text: int, seed: int = 0) -> list[dict
         def __init__(self):
             self.cache = {}
 
-        def score_units(self, documents, query, counter):
-            key = tuple(d.text for d in documents)
+        def score_units(self, request):
+            key = tuple(d.text for d in request.documents)
             if key not in self.cache:
-                self.cache[key] = inner.score_units(documents, query, counter)
+                self.cache[key] = inner.score_units(request)
             u = self.cache[key]
             return Units(u.doc, u.start, u.end, u.score, u.protected.copy())
 
