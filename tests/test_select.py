@@ -10,7 +10,8 @@ from ctxzip.compressors.random_select import RandomCompressor
 from ctxzip.document import Document
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.select import Units, render, select_under_budget
+from ctxzip.document import rebuild
+from ctxzip.select import SelectionOptions, Units, render, select_under_budget
 
 PIECES = [
     "你好，世界。", "東京は日本の首都です", "مرحبا بالعالم", "🙂👍🏽🇫🇷", "e\u0301\u0301", "   ", "\n\n", "\t", "",
@@ -59,20 +60,6 @@ def test_solver_never_exceeds_budget_and_slices_originals(tokenizer):
     run()
 
 
-def test_input_under_budget_comes_back_unchanged():
-    docs = ["  Keep   me\n exactly ", "second"]
-    result = RandomCompressor().compress(docs, budget=Budget(tokens=1000))
-    assert result.text == "  Keep   me\n exactly \n\nsecond"
-    assert [d.text for d in result.documents] == docs
-    assert result.info["unchanged"]
-
-
-def test_empty_and_whitespace_inputs():
-    assert RandomCompressor().compress("", budget=Budget(tokens=5)).text == ""
-    assert RandomCompressor().compress([], budget=Budget(tokens=5)).text == ""
-    assert RandomCompressor().compress("   \n ", budget=Budget(tokens=5)).text == "   \n "
-
-
 def test_protected_spans_over_budget_raise():
     text = "alpha 1111 beta 2222 gamma 3333 delta 4444 " * 5
     with pytest.raises(BudgetTooSmallError):
@@ -114,3 +101,75 @@ def test_render_joins_documents():
     docs = [Document("a b", "0"), Document("c", "1")]
     units = Units.build([0, 0, 1], [0, 1, 0], [1, 3, 1], [1, 1, 1])
     assert render(docs, units, np.array([True, False, True])).text == "a\n\nc"
+
+
+COUNTER = get_token_counter("cl100k_base")
+WORDS = "alpha beta gamma delta epsilon zeta eta theta"
+
+
+def word_units(text: str, scores, **extra) -> Units:
+    starts, ends = [], []
+    for word in text.split(" "):
+        start = text.index(word, ends[-1] if ends else 0)
+        starts.append(ends[-1] if ends else 0)
+        ends.append(start + len(word))
+    return Units.build([0] * len(starts), starts, ends, scores, **extra)
+
+
+def test_selectable_mask_and_groups_and_parents():
+    doc = [Document(WORDS, "0")]
+    scores = [8, 7, 6, 5, 4, 3, 2, 1]
+    # Not selectable: beta is never kept, though it scores high.
+    picked = select_under_budget(doc, word_units(WORDS, scores, selectable=[True, False] + [True] * 6), 3, COUNTER)
+    assert "beta" not in picked.text and picked.text.startswith("alpha")
+    # A group: eta (low score) comes with alpha.
+    grouped = select_under_budget(doc, word_units(WORDS, scores, group=[0, -1, -1, -1, -1, -1, 0, -1]), 3, COUNTER)
+    assert "alpha" in grouped.text and "eta" in grouped.text
+    # A parent: theta (best score) only with gamma, which it depends on.
+    parent = [-1, -1, -1, -1, -1, -1, -1, 2]
+    dependent = select_under_budget(doc, word_units(WORDS, [1, 2, 0, 3, 4, 5, 6, 9], parent=parent), 2, COUNTER)
+    assert dependent.text.split() == ["gamma", "theta"]
+
+
+def test_solver_options_dedup_floor_top_documents_order():
+    docs = [Document("Paris is in France. Paris is in France. Lyon is too.", "a"),
+            Document("Berlin is in Germany. Bonn was its capital.", "b")]
+    starts = [[0, 19, 39], [0, 21]]
+    ends = [[19, 39, 52], [21, 43]]
+    units = Units.build([0, 0, 0, 1, 1], sum(starts, []), sum(ends, []), [0.9, 0.8, 0.1, 0.7, 0.2])
+    dedup = select_under_budget(docs, units, 12, COUNTER, SelectionOptions(deduplicate=1.0))
+    assert dedup.text.count("Paris is in France.") == 1 and "Berlin" in dedup.text
+    assert dedup.info["duplicates_removed"] == 1
+    top = select_under_budget(docs, units, 12, COUNTER, SelectionOptions(top_documents=1))
+    assert "Berlin" not in top.text and top.info["documents_kept"] == ["a"]
+    floor = select_under_budget(docs, units, 12, COUNTER, SelectionOptions(min_score=0.95))
+    assert floor.text == "" and floor.info["empty_context"]
+    ordered = select_under_budget(docs, Units.build([0, 0, 0, 1, 1], sum(starts, []), sum(ends, []), [0.1, 0.1, 0.1, 0.9, 0.8]),
+                                  30, COUNTER, SelectionOptions(order="relevance"))
+    assert ordered.text.startswith("Berlin") and [s.doc_id for s in ordered.kept][0] == "b"
+    with pytest.raises(InvalidInputError):
+        SelectionOptions(order="sideways")
+
+
+def test_without_skip_the_fill_stops_at_the_first_unit_that_does_not_fit():
+    doc = [Document("short words then a veryveryverylongword and more short words", "0")]
+    text = doc[0].text
+    units = word_units(text, list(range(len(text.split(" ")), 0, -1)))
+    budget = COUNTER.count("short words then a") + 1
+    greedy = select_under_budget(doc, units, budget, COUNTER)
+    prefix = select_under_budget(doc, units, budget, COUNTER, SelectionOptions(skip=False))
+    assert text.startswith(prefix.text) and not text.startswith(greedy.text)
+
+
+def test_placeholders_are_reported_and_rebuild_the_output():
+    doc = [Document(WORDS, "0")]
+
+    def placeholders(mask):
+        # One "[...]" where each run of dropped words starts.
+        runs = [i for i in range(len(mask)) if not mask[i] and (i == 0 or mask[i - 1])]
+        return [(0, int(units.start[i]), " [...]") for i in runs]
+
+    units = word_units(WORDS, [8, 1, 1, 5, 1, 1, 1, 7], placeholders=placeholders)
+    picked = select_under_budget(doc, units, 8, COUNTER)
+    assert "[...]" in picked.text and picked.tokens <= 8
+    assert rebuild(doc, picked.kept, picked.inserted) == {"0": picked.doc_texts[0]}

@@ -213,17 +213,9 @@ def build_result(request: Request, selection: Selection, compressor: Compressor,
 
 def unchanged_result(request: Request, compressor: Compressor) -> CompressionResult:
     """An input already under budget comes back as it was."""
-    documents = [d for d in request.documents if d.text]
-    return CompressionResult(
-        text=joined_text(documents),
-        documents=[Document(d.text, d.id, dict(d.metadata)) for d in documents],
-        kept=[Span(d.id, 0, len(d.text)) for d in documents],
-        original_tokens=request.original_tokens,
-        compressed_tokens=request.original_tokens,
-        method=compressor.method,
-        model=compressor.model_name,
-        budget_tokens=request.target,
-        tokenizer=request.budget.tokenizer,
-        timings={"total": time.perf_counter() - request.started},
-        info={"unchanged": True},
-    )
+    documents = request.documents
+    texts = [d.text for d in documents]
+    kept = [Span(d.id, 0, len(d.text)) for d in documents if d.text]
+    everything = Selection(np.ones(len(documents), bool), list(range(len(documents))), texts, joined_text(documents),
+                           request.original_tokens, kept, [])
+    return build_result(request, everything, compressor, {}, {"unchanged": True})

@@ -28,20 +28,21 @@ class ServiceError(Exception):
         return {"error": {"message": self.message, "type": self.kind, "code": self.code}}
 
 
+# Library errors a caller caused become 4xx; a missing model is the server's problem (503).
+# The first matching class wins, so subclasses come before their bases.
+_STATUS_OF_ERROR = (
+    (UnknownMethodError, 400, "unknown_method"),
+    (UnknownTokenizerError, 400, "unknown_tokenizer"),
+    (InvalidBudgetError, 400, "invalid_budget"),
+    (BudgetTooSmallError, 422, "budget_too_small"),
+    (InvalidOptionError, 400, "invalid_option"),
+    (InvalidInputError, 400, "invalid_input"),
+    (ModelNotAvailableError, 503, "model_unavailable"),
+)
+
+
 def from_ctxzip_error(exc: CtxzipError) -> ServiceError:
-    """Library errors a caller caused become 4xx; a missing model is the server's problem (503)."""
-    if isinstance(exc, UnknownMethodError):
-        return ServiceError(400, "unknown_method", str(exc))
-    if isinstance(exc, UnknownTokenizerError):
-        return ServiceError(400, "unknown_tokenizer", str(exc))
-    if isinstance(exc, InvalidBudgetError):
-        return ServiceError(400, "invalid_budget", str(exc))
-    if isinstance(exc, BudgetTooSmallError):
-        return ServiceError(422, "budget_too_small", str(exc))
-    if isinstance(exc, InvalidOptionError):
-        return ServiceError(400, "invalid_option", str(exc))
-    if isinstance(exc, InvalidInputError):
-        return ServiceError(400, "invalid_input", str(exc))
-    if isinstance(exc, ModelNotAvailableError):
-        return ServiceError(503, "model_unavailable", str(exc), kind="server_error")
+    for error_type, status, code in _STATUS_OF_ERROR:
+        if isinstance(exc, error_type):
+            return ServiceError(status, code, str(exc), kind="server_error" if status >= 500 else "invalid_request_error")
     return ServiceError(400, "compression_error", str(exc))
