@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -84,10 +85,17 @@ def compress(
     option: list[str] = typer.Option([], "--option", "-o", help="Method option as key=value (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
     docs: bool = typer.Option(False, "--docs", help="Input is a JSON list or JSON lines of {text, id, metadata}."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar and no summary line on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show third-party model loading output (load reports, bars)."),
 ) -> None:
     """Compress a text file under a token budget."""
     from ctxzip.budget import Budget
+    from ctxzip.models import VERBOSE_ENV
+    from ctxzip.progress import progress_bar
     from ctxzip.registry import create_compressor
+
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"
 
     if (budget is None) == (ratio is None):
         fail("give exactly one of --budget N or --ratio R")
@@ -100,7 +108,8 @@ def compress(
         chosen = Budget(tokens=budget, tokenizer=tokenizer) if budget is not None else Budget(ratio=ratio, tokenizer=tokenizer)
         chosen.counter  # fail early on an unknown tokenizer
         compressor = create_compressor(method, **options)
-        result = compressor.compress(inputs, query=query, budget=chosen)
+        with progress_bar(enabled=False if quiet else None):  # a bar only on a terminal
+            result = compressor.compress(inputs, query=query, budget=chosen)
     except CtxzipError as exc:
         fail(str(exc))
     except TypeError as exc:  # an option the method does not take
@@ -109,6 +118,7 @@ def compress(
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
         typer.echo(result.text)
+    if not quiet and not as_json:
         typer.echo(
             f"\n[{result.method}] {result.original_tokens} -> {result.compressed_tokens} tokens "
             f"(ratio {result.ratio:.3f}, budget {result.budget_tokens}) in {result.timings.get('total', 0):.2f}s",

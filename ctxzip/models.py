@@ -8,6 +8,7 @@ Any other name is passed to Hugging Face as a local path or hub id.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -15,6 +16,45 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ctxzip.errors import ModelNotAvailableError
+
+VERBOSE_ENV = "CTXZIP_VERBOSE"  # set (or `ctxzip --verbose`) to see third-party load reports and bars
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """Model loading without third-party noise: transformers' progress bars and load reports, tracer
+    and quantization warnings, and warnings on the root logger stay silent unless CTXZIP_VERBOSE is set."""
+    if os.environ.get(VERBOSE_ENV):
+        yield
+        return
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    disabled = logging.root.manager.disable
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.disable(max(disabled, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+        logging.disable(disabled)
+
+
+def quietly(function):
+    """`function` run under `quiet_loading`."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with quiet_loading():
+            return function(*args, **kwargs)
+    return wrapper
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -75,6 +115,7 @@ def smollm2_gguf() -> tuple[Path, str]:
     return folder, SMOLLM2_GGUF
 
 
+@quietly
 def smollm2_path() -> Path:
     """A Hugging Face folder with SmolLM2 (weights + tokenizer), converted from the GGUF once."""
     target = ctxzip_home() / "models" / "SmolLM2-135M-Instruct"
@@ -110,6 +151,7 @@ def shipped_weights(name: str) -> Path:
     return WEIGHTS / (name.split("/", 1)[1] if name.startswith("ctxzip/") else name)
 
 
+@quietly
 def shipped_token_classifier_path(name: str) -> Path | None:
     """A full checkpoint for a head shipped in ctxzip/weights/<name>/ (e.g. "ctxzip/lingua-minilm-v1").
 
@@ -192,6 +234,7 @@ def resolve_dtype(device: str):
 
 
 @functools.lru_cache(maxsize=8)
+@quietly
 def load_tokenizer(name: str):
     """A Hugging Face tokenizer by embedded alias, local path or hub id (offline if cached)."""
     from transformers import AutoTokenizer
@@ -202,6 +245,7 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(resolve_model_path(name))
 
 
+@quietly
 def _smollm2_tokenizer_path() -> Path:
     """The tokenizer alone converts in seconds, so budgets in SmolLM2 tokens do not wait for the model."""
     full = ctxzip_home() / "models" / "SmolLM2-135M-Instruct"
@@ -221,6 +265,7 @@ def _smollm2_tokenizer_path() -> Path:
 
 
 @functools.lru_cache(maxsize=4)
+@quietly
 def load_causal_lm(name: str = "smollm2", device: str = "auto"):
     """(model, tokenizer) for a causal LM, in eval mode on the chosen device, loaded once."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -233,6 +278,7 @@ def load_causal_lm(name: str = "smollm2", device: str = "auto"):
 
 
 @functools.lru_cache(maxsize=4)
+@quietly
 def load_sentence_encoder(name: str = "minilm", device: str = "auto"):
     """A sentence-transformers model (MiniLM by default), loaded once."""
     from sentence_transformers import SentenceTransformer

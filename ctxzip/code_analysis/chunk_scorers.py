@@ -18,6 +18,7 @@ import regex
 
 from ctxzip.batching import batch_by_length
 from ctxzip.errors import InvalidInputError
+from ctxzip.progress import report
 
 
 class ChunkScorer(Protocol):
@@ -74,7 +75,9 @@ class PerplexityDropScorer:
         q = len(query_ids)
         targets = torch.tensor(query_ids, device=device)
         result = np.zeros(len(sequences))
-        for rows in batch_by_length(lengths, self.batch_tokens, max_batch_size=len(sequences)):
+        batches = batch_by_length(lengths, self.batch_tokens, max_batch_size=len(sequences))
+        for done, rows in enumerate(batches):
+            report("language model", done, len(batches))
             width = int(lengths[rows[0]])  # longest first, so the first row sets the width
             ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
             attention = torch.zeros((len(rows), width), dtype=torch.long)

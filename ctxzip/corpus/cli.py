@@ -65,4 +65,7 @@ def corpus(
     except CtxzipError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
+    except OSError as exc:  # an output folder under a file, no permission, a full disk
+        typer.echo(f"error: {exc.strerror or exc}: {exc.filename or output}", err=True)
+        raise typer.Exit(2)
     typer.echo(json.dumps(summary, indent=2))

@@ -24,7 +24,7 @@ from ctxzip.budget import DEFAULT_TOKENIZER, Budget
 from ctxzip.corpus.io import check_format, count_records, detect_format, iter_raw_records
 from ctxzip.corpus.progress import JobProgress
 from ctxzip.corpus.records import RecordCompressor, RecordSpec, compressor_class
-from ctxzip.corpus.shards import CorpusJobError, OutputFolder, ShardStats, read_output
+from ctxzip.corpus.shards import ERRORS, CorpusJobError, OutputFolder, ShardStats, read_output
 from ctxzip.errors import InvalidBudgetError, InvalidInputError
 
 ENGINES = ("local", "ray")
@@ -115,6 +115,11 @@ def run_corpus_job(job: CorpusJob) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     summary = _summary(job, folder, before, skipped, seconds)
     folder.finish(summary)
+    if summary["records"] and not summary["written"]:
+        raise CorpusJobError(
+            f"every record failed ({summary['errors']} of {summary['records']}), for example: "
+            f"{folder.first_error()} (all reasons in {job.output / ERRORS})"
+        )
     return summary
 
 

@@ -144,6 +144,12 @@ class OutputFolder:
         write_json_atomically(self.root / SUMMARY, summary)
         self._save(complete=True)
 
+    def first_error(self) -> str:
+        """The reason the first failed record gave, from the finished errors file."""
+        with open(self.root / ERRORS, encoding="utf-8") as errors:
+            first = errors.readline()
+        return json.loads(first).get("reason", "unknown") if first.strip() else "unknown"
+
     def _save(self, complete: bool) -> None:
         manifest = {
             "version": MANIFEST_VERSION,

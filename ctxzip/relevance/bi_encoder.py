@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ctxzip.progress import report
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
 
 
@@ -43,13 +44,7 @@ class BiEncoderScorer(SentenceScorer):
         cache = _CACHE.setdefault(self.model, OrderedDict())
         missing = list(dict.fromkeys(t for t in texts if t not in cache))
         if missing:
-            vectors = np.asarray(
-                self._encoder().encode(
-                    missing, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                    show_progress_bar=False,
-                ),
-                dtype=np.float32,
-            )
+            vectors = self._encode(missing)
             if len(missing) > self.cache_size:  # too many to keep: answer without caching
                 fresh = dict(zip(missing, vectors))
                 return np.stack([fresh[t] if t in fresh else cache[t] for t in texts])
@@ -60,6 +55,18 @@ class BiEncoderScorer(SentenceScorer):
         while len(cache) > self.cache_size:
             cache.popitem(last=False)
         return result
+
+    def _encode(self, texts: list[str], step: int = 4096) -> np.ndarray:
+        """Unit vectors of `texts`, a step at a time so long inputs report their progress."""
+        encoder, parts = self._encoder(), []
+        for begin in range(0, len(texts), step):
+            report("sentence embeddings", begin, len(texts))
+            parts.append(np.asarray(encoder.encode(
+                texts[begin : begin + step], batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            ), dtype=np.float32))
+        report("sentence embeddings", len(texts), len(texts))
+        return np.concatenate(parts)
 
     def prepare(self, tasks: list[ScoringTask]) -> list[np.ndarray]:
         sizes = [len(t) for t in tasks]

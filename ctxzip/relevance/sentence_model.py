@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ctxzip.errors import ModelNotAvailableError
-from ctxzip.models import shipped_weights
+from ctxzip.models import quietly, shipped_weights
 
 SHIPPED = shipped_weights("sentence-minilm-v1")
 WEIGHTS_FILE = "trained.safetensors"
@@ -43,6 +43,7 @@ class SentenceClassifier(nn.Module):
         return self.head(torch.cat([sentences, cls], dim=-1)).squeeze(-1)
 
 
+@quietly
 def build_model(base: str = "minilm", trained_layers: int = 2) -> SentenceClassifier:
     """MiniLM with a fresh head; all but the top `trained_layers` layers frozen."""
     from transformers import AutoModel

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ctxzip.progress import report
+
 
 def _surprisal(logits, targets):
     """-log softmax(logits)[target] per row, without materialising the full log-softmax."""
@@ -48,6 +50,7 @@ def token_surprisal(
 
     with torch.inference_mode():
         while position < len(ids):
+            report("language model", position, len(ids))
             take = min(window, len(ids) - position)
             if cache_len + len(context) + take > max_context and cache_len:
                 cache, cache_len, carried = DynamicCache(), 0, None

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxzip.errors import InvalidInputError, ModelNotAvailableError
 from ctxzip.batching import batch_by_length
+from ctxzip.errors import InvalidInputError, ModelNotAvailableError
+from ctxzip.models import quietly
+from ctxzip.progress import report
 
 TOKEN_CLASSIFIER_SUFFIX = "ForTokenClassification"
 
@@ -74,7 +76,8 @@ class TokenClassifier:
             batches = [np.arange(i, min(i + max_batch_size, len(sequences))) for i in range(0, len(sequences), max_batch_size)]
         else:
             batches = batch_by_length(lengths, max_batch_tokens, max_batch_size)
-        for batch in batches:
+        for done, batch in enumerate(batches):
+            report("token classifier", done, len(batches))
             width = int(lengths[batch].max())
             ids = np.full((len(batch), width), pad_id, dtype=np.int64)
             mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -84,6 +87,7 @@ class TokenClassifier:
             probs = self.forward_probabilities(ids, mask)
             for row, index in enumerate(batch.tolist()):
                 results[index] = probs[row, : len(sequences[index])]
+        report("token classifier", len(batches), len(batches))
         return results  # type: ignore[return-value]
 
     def forward_probabilities(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -118,6 +122,7 @@ def _architectures(path: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
+@quietly
 def load_token_classifier(
     name: str, device: str = "auto", quantize: str | None = None, allow_random_head: bool = False, backend: str = "auto",
     full_tokenizer: bool = False,
