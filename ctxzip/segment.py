@@ -34,6 +34,7 @@ _CONTENT = regex.compile(r"[\p{L}\p{N}]")
 # A "sentence" longer than this (run-on text, minified data, no capitals after full stops) is cut at
 # clause ends, and a clause still longer at word starts, so no unit is too big for a budget.
 MAX_SENTENCE_CHARS = 1000
+MAX_WORD_CHARS = 100
 
 Spans = tuple[np.ndarray, np.ndarray]
 
@@ -50,6 +51,12 @@ def word_spans(text: str) -> Spans:
     if not matches:
         return np.array([0]), np.array([len(text)])
     spans = np.array(matches, dtype=np.int64)
+    long = np.flatnonzero(spans[:, 1] - spans[:, 0] > MAX_WORD_CHARS)
+    if len(long):  # a base64 blob or minified line is not one word: cut it so a budget can hold a piece
+        ends = spans[:, 1].tolist()
+        for i in long.tolist():
+            ends.extend(range(int(spans[i, 0]) + MAX_WORD_CHARS, int(spans[i, 1]), MAX_WORD_CHARS))
+        return cover(text, ends)
     return spans[:, 0], spans[:, 1]
 
 
