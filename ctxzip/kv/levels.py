@@ -1,8 +1,11 @@
 """Quality levels: how coarsely each layer's keys and values are quantized.
 
-Steps are fractions of each head's RMS (per chunk), so one level means the same relative precision
-for every model. Shallow layers get finer steps (CacheGen: errors there propagate through more
-layers). Level 0 is lossless; higher numbers are smaller and lossier.
+Level 0 is lossless. Levels 1-5 (CacheGen-style, no calibration): steps are fractions of each head's
+RMS (per chunk), so one level means the same relative precision for every model; shallow layers get
+finer steps (errors there propagate through more layers). Levels 6-10 (transform coding) need a
+`KVTransform` calibrated for the model: their steps live in the transform, one per component; the
+first `sink_tokens` and the last `recent_tokens` of the cache are kept exact (lossless).
+Within each family, higher numbers are smaller and lossier.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ class Level:
     anchor_group: int = 8  # tokens per anchor group (the first is the anchor)
     sink_tokens: int = 4  # first tokens of the cache kept in 16 bits (attention sinks)
     lossless: bool = False
+    transform: bool = False  # coded with the stream's KVTransform (levels 6-10)
+    recent_tokens: int = 0  # last tokens of the cache kept exact (transform levels)
 
 
 LEVELS: dict[int, Level] = {
@@ -31,7 +36,14 @@ LEVELS: dict[int, Level] = {
     3: Level("medium", step=0.45),
     4: Level("low", step=0.6),
     5: Level("lowest", step=0.9),
+    6: Level("tc-high", transform=True, recent_tokens=16),
+    7: Level("tc-good", transform=True, recent_tokens=16),
+    8: Level("tc-medium", transform=True, recent_tokens=16),
+    9: Level("tc-low", transform=True, recent_tokens=16),
+    10: Level("tc-lowest", transform=True, recent_tokens=16),
 }
+LEGACY_LEVELS = tuple(number for number, level in LEVELS.items() if not level.transform)
+TRANSFORM_LEVEL_NUMBERS = tuple(number for number, level in LEVELS.items() if level.transform)
 LEVEL_NAMES = {level.name: number for number, level in LEVELS.items()}
 
 

@@ -1,0 +1,107 @@
+"""Transform-coded chunk bodies (stream version 2, chunk flag 4): coefficients -> rANS.
+
+For each (layer group, key/value) of the transform, the chunk's tokens become coefficients
+(`transform.py`), each kept component is quantized with its calibrated step, q = floor(c / step + 1/2),
+and coded with the Laplace table whose scale is closest to that component's mean |c| / step in this
+chunk (one byte per kept component, `laplace.py`). All components of a chunk share one interleaved
+rANS block, component after component, tokens (batch-major) inside.
+
+    body = scale_index:u8[kept components of every group and kind] rans_block
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ctxzip.kv import laplace, rans
+from ctxzip.kv.format import KVFormatError
+from ctxzip.kv.rans_triton import decode_tensor
+from ctxzip.kv.rope import rotate
+from ctxzip.kv.transform import KVTransform
+
+# Coefficient products are done in bfloat16 where the CPU has matrix units for it (AMX), float32 elsewhere.
+_MATMUL_DTYPE: dict[str, torch.dtype] = {}
+
+
+def _matmul_dtype(device: torch.device) -> torch.dtype:
+    key = str(device)
+    if key not in _MATMUL_DTYPE:
+        if device.type == "cuda":
+            _MATMUL_DTYPE[key] = torch.float32
+        else:
+            capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+            _MATMUL_DTYPE[key] = torch.bfloat16 if "AMX" in str(capability).upper() else torch.float32
+    return _MATMUL_DTYPE[key]
+
+
+def _group_matrix(rows6: torch.Tensor, layers: range, kind: int) -> torch.Tensor:
+    """[B*T, G*H*D] from rows6 [L, 2, B, H, T, D] (tokens as samples, layers and heads as features)."""
+    part = rows6[layers.start:layers.stop, kind]  # [G, B, H, T, D]
+    g, b, h, t, d = part.shape
+    return part.permute(1, 3, 0, 2, 4).reshape(b * t, g * h * d)
+
+
+def encode_body(rows6: torch.Tensor, positions: torch.Tensor, transform: KVTransform, level_index: int) -> bytes:
+    """Body of a transform chunk for rows6 [L, 2, B, H, T, D] at token `positions` [T]."""
+    rows6 = rows6.float()
+    if transform.rope is not None:
+        rows6 = rows6.clone()
+        rows6[:, 0] = rotate(rows6[:, 0], positions, transform.rope, inverse=True)
+    scale_bytes, symbols, segment_tables = [], [], []
+    samples = rows6.shape[2] * rows6.shape[4]
+    for g, kinds in enumerate(transform.groups):
+        layers = transform.group_layers(g)
+        for kind, part in enumerate(kinds):
+            mean, gain, basis, steps = part.tensors(level_index, rows6.device)
+            if not steps.numel():
+                continue
+            coefficients = ((_group_matrix(rows6, layers, kind) - mean) * gain) @ basis
+            scaled = coefficients / steps
+            q = torch.floor(scaled + 0.5).to(torch.int64).T.contiguous()  # [kept, samples]
+            index = laplace.index_of_scale(scaled.abs().mean(0).double().cpu().numpy())
+            scale_bytes.append(index)
+            symbols.append(q.cpu().numpy().reshape(-1))
+            segment_tables.append(index.astype(np.int64))
+    if not symbols:
+        return b""
+    block = rans.encode(np.concatenate(symbols), np.concatenate(segment_tables), samples, laplace.tables())
+    return np.concatenate(scale_bytes).tobytes() + block
+
+
+def decode_body(view: memoryview, pos: int, out6: torch.Tensor, positions: torch.Tensor, transform: KVTransform,
+                level_index: int) -> int:
+    """Decode a body at `pos` into out6 [L, 2, B, H, T, D] (written in place); returns the end position."""
+    device = out6.device
+    batch, tokens = out6.shape[2], out6.shape[4]
+    samples = batch * tokens
+    parts = [(g, kind, part) for g, kinds in enumerate(transform.groups) for kind, part in enumerate(kinds)]
+    counts = [part.kept(level_index).size for _, _, part in parts]
+    total = sum(counts)
+    if len(view) < pos + total:
+        raise KVFormatError("transform chunk too short for its scale indices")
+    index = np.frombuffer(view, np.uint8, total, pos)
+    if (index >= laplace.N_SCALES).any():
+        raise KVFormatError("transform chunk has an unknown coefficient scale")
+    pos += total
+    symbols = torch.zeros(0, dtype=torch.int64)
+    if total:
+        symbols, pos = decode_tensor(view, pos, total * samples, index.astype(np.int64), samples, laplace.tables(), device)
+    dtype = _matmul_dtype(device)
+    at = 0
+    for (g, kind, part), count in zip(parts, counts):
+        layers = transform.group_layers(g)
+        mean, gain, basis, steps = part.tensors(level_index, device)
+        if count:
+            q = symbols[at * samples:(at + count) * samples].reshape(count, samples)
+            coefficients = q.T.float() * steps
+            x = (coefficients.to(dtype) @ basis.T.to(dtype)).float() / gain + mean
+        else:
+            x = mean.expand(samples, -1)
+        at += count
+        n_layers = layers.stop - layers.start
+        block = x.reshape(batch, tokens, n_layers, transform.n_heads, transform.head_dim).permute(2, 0, 3, 1, 4)
+        out6[layers.start:layers.stop, kind] = block.to(out6.dtype)
+    if transform.rope is not None:
+        out6[:, 0] = rotate(out6[:, 0].float(), positions, transform.rope).to(out6.dtype)
+    return pos
