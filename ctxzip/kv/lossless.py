@@ -4,12 +4,12 @@ A float's exponent field varies little inside one channel of one head, while its
 bits are close to uniform (on SmolLM2, 7 bf16 mantissa bits carry 6.97 bits of entropy). So:
 
 - `median`: u8 [rows, head_dim], the median exponent of each (row, channel) over the chunk's tokens;
-- the exponent minus that median (mod 2**exponent_bits), joined with the bits of (sign, mantissa) above
+- the exponent minus that median (plus 2**(E-1), mod 2**E, so small differences sit together), joined with the bits of (sign, mantissa) above
   its whole bytes (3 for float16: sign and the top two mantissa bits; none for bfloat16 and float32),
   is one symbol, rANS-coded with one table for keys and one for values (u16 frequencies in the chunk);
 - the low bytes of (sign, mantissa) follow raw, one plane per byte.
 
-    body = median:u8[R*D] freq:u16[2][2**(E+top)] rans_block raw:u8[bytes][R*T*D]
+    body = median:u8[R*D] table[2] rans_block raw:u8[bytes][R*T*D]     table = low:u16 count:u16 freq:u16[count]
 
 On a bfloat16 SmolLM2 cache this gives ~10.6 bits per value (1.5x); float16 keeps 10 mantissa bits
 (~13.6 bits, 1.18x): those bits are noise to any model of the value's neighbours.
@@ -40,6 +40,27 @@ def _tables(counts: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
+def _pack_tables(freq: np.ndarray) -> bytes:
+    """Each table as low:u16 count:u16 freq:u16[count], the range of its used symbols."""
+    out = []
+    for row in freq:
+        used = np.flatnonzero(row)
+        low, high = int(used[0]), int(used[-1]) + 1
+        out.append(np.array([low, high - low], "<u2").tobytes() + row[low:high].astype("<u2").tobytes())
+    return b"".join(out)
+
+
+def _unpack_tables(view: memoryview, pos: int, n: int, alphabet: int) -> tuple[np.ndarray, int]:
+    freq = np.zeros((n, alphabet), np.int64)
+    for t in range(n):
+        low, count = (int(v) for v in np.frombuffer(view, "<u2", 2, pos))
+        if low + count > alphabet:
+            raise KVFormatError("lossless chunk has a symbol table past its alphabet")
+        freq[t, low:low + count] = np.frombuffer(view, "<u2", count, pos + 4)
+        pos += 4 + 2 * count
+    return freq, pos
+
+
 def encode_body(x: torch.Tensor, rows_per_kind: int) -> bytes:
     """Body for x [R, T, D] (float16, bfloat16 or float32); rows alternate keys/values per layer."""
     view, ebits, mbits = FIELDS[x.dtype]
@@ -48,7 +69,7 @@ def encode_body(x: torch.Tensor, rows_per_kind: int) -> bytes:
     u = x.contiguous().view(view).numpy().astype(np.int64) & ((1 << nbits) - 1)
     exponent = (u >> mbits) & ((1 << ebits) - 1)
     median = np.median(exponent, axis=1).astype(np.int64)  # [R, D]
-    delta = (exponent - median[:, None, :]) % (1 << ebits)
+    delta = (exponent - median[:, None, :] + (1 << (ebits - 1))) % (1 << ebits)  # centred: small deltas stay together
     rest = ((u >> (mbits + ebits)) << mbits) | (u & ((1 << mbits) - 1))  # sign, mantissa
     raw_bytes, top_bits = _split(1 + mbits)
     kind = _row_kinds(rows, rows_per_kind)
@@ -57,8 +78,7 @@ def encode_body(x: torch.Tensor, rows_per_kind: int) -> bytes:
     np.add.at(counts, (np.repeat(kind, tokens * dim), symbol), 1)
     freq = _tables(counts)
     tables = rans.Tables(freq, np.zeros(2, np.int64), np.full(2, -1, np.int64))
-    parts = [median.astype(np.uint8).tobytes(), freq.astype("<u2").tobytes(),
-             rans.encode(symbol, kind, tokens * dim, tables)]
+    parts = [median.astype(np.uint8).tobytes(), _pack_tables(freq), rans.encode(symbol, kind, tokens * dim, tables)]
     planes = [((rest >> (8 * b)) & 0xFF).astype(np.uint8) for b in range(raw_bytes)]
     parts += [plane.tobytes() for plane in planes]
     return b"".join(parts)
@@ -82,8 +102,7 @@ def decode_body(view: memoryview, pos: int, shape: tuple[int, int, int], dtype: 
     try:
         median = np.frombuffer(view, np.uint8, rows * dim, pos).astype(np.int64)
         pos += rows * dim
-        freq = np.frombuffer(view, "<u2", 2 * alphabet, pos).reshape(2, -1).astype(np.int64)
-        pos += 4 * alphabet
+        freq, pos = _unpack_tables(view, pos, 2, alphabet)
     except ValueError:
         raise KVFormatError("lossless chunk too short for its exponent model") from None
     tables = rans.Tables(freq, np.zeros(2, np.int64), np.full(2, -1, np.int64))
@@ -109,7 +128,7 @@ def _assemble(symbol, median, raw, rows, tokens, dim, ebits, mbits, top_bits, ou
         for _ in range(tokens):
             for channel in range(dim):
                 s = symbol[i]
-                exponent = ((s >> top_bits) + median[row * dim + channel]) & emask
+                exponent = ((s >> top_bits) - (1 << (ebits - 1)) + median[row * dim + channel]) & emask
                 rest = (s & tmask) << (8 * raw_bytes)
                 for b in range(raw_bytes):
                     rest |= np.int64(raw[b, i]) << (8 * b)

@@ -112,6 +112,7 @@ def _decode_lanes(words, starts, counts, n, segment_table, segment_length, packe
         ptr[lane] = top - 3
     m16 = np.uint64(0xFFFF)
     lane_mask = lanes - 1  # lanes is a power of two
+    peak = 0  # largest |value|, returned so callers know whether 16-bit floats hold the symbols exactly
     n_segments = (n + segment_length - 1) // segment_length
     for seg in range(n_segments):
         t = segment_table[seg]
@@ -126,11 +127,13 @@ def _decode_lanes(words, starts, counts, n, segment_table, segment_length, packe
             entry = table[slot]
             s = np.int64(entry & m16)
             x = ((entry >> W16) & m16) * (x >> PB) + slot - (entry >> np.uint64(32))
-            if x < LOW:
-                if ptr[lane] < starts[lane]:
-                    return -1
-                x = (x << W16) | np.uint64(words[ptr[lane]])
-                ptr[lane] -= 1
+            # branch-free refill (whether a lane needs a word is a coin toss); a lane that reads below its
+            # start is caught by the end-of-block check, the index is clamped so it never leaves the array
+            p = ptr[lane]
+            need = x < LOW
+            w = np.uint64(words[max(p, 0)])
+            x = (x << W16) | w if need else x
+            ptr[lane] = p - need
             if s == esc:
                 v = 0
                 for part in range(2):
@@ -143,14 +146,16 @@ def _decode_lanes(words, starts, counts, n, segment_table, segment_length, packe
                         x = (x << W16) | np.uint64(words[ptr[lane]])
                         ptr[lane] -= 1
                     v = (v << ESCAPE_BITS) | np.int64(sym)
-                out[i] = v - ESCAPE_BIAS + off
+                value = v - ESCAPE_BIAS + off
             else:
-                out[i] = s + off
+                value = s + off
+            out[i] = value
+            peak = max(peak, abs(value))
             state[lane] = x
     for lane in range(lanes):
         if state[lane] != LOW or ptr[lane] != starts[lane] - 1:
             return -2
-    return 0
+    return peak
 
 
 class Tables:
@@ -195,7 +200,8 @@ def encode(values: np.ndarray, segment_table: np.ndarray, segment_length: int, t
     encode_fn, _ = _jit()
     values = np.ascontiguousarray(values, dtype=np.int64)
     n = values.size
-    lanes = 1 << max(0, min(lanes, max(n, 1)).bit_length() - 1)  # a power of two, at most one per symbol
+    # a power of two, with at least 64 symbols per lane: each lane costs 8 bytes (its count and final state)
+    lanes = 1 << max(0, min(lanes, max(n // 64, 1)).bit_length() - 1)
     per_lane = -(-n // lanes) if n else 0
     out = np.zeros((lanes, 3 * per_lane + 2), dtype=np.uint16)  # <= 3 words per symbol with an escape
     counts = np.zeros(lanes, dtype=np.int64)
@@ -226,18 +232,25 @@ def parse(data: memoryview, pos: int = 0) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def decode(data: memoryview, pos: int, n: int, segment_table: np.ndarray, segment_length: int,
            tables: Tables) -> tuple[np.ndarray, int]:
-    """n int64 values from the block at `pos`, and the position after it."""
+    """n int32 values from the block at `pos`, and the position after it."""
+    values, end, _ = decode_with_peak(data, pos, n, segment_table, segment_length, tables)
+    return values, end
+
+
+def decode_with_peak(data: memoryview, pos: int, n: int, segment_table: np.ndarray, segment_length: int,
+                     tables: Tables) -> tuple[np.ndarray, int, int]:
+    """(values, end position, largest |value|)."""
     _, decode_fn = _jit()
     words, starts, counts, end = parse(data, pos)
     if len(counts) > max(n, 1) or len(counts) & (len(counts) - 1):
         raise KVFormatError("rANS block has more lanes than symbols or a lane count that is not a power of two")
-    out = np.empty(n, dtype=np.int64)
+    out = np.empty(n, dtype=np.int32)
     segment_table = np.ascontiguousarray(segment_table, dtype=np.int64)
     if n and (segment_table.size < -(-n // max(segment_length, 1)) or (segment_table >= len(tables.freq)).any()
               or (segment_table < 0).any()):
         raise KVFormatError("rANS segment tables do not cover the block")
     status = decode_fn(words, starts, counts, n, segment_table, max(segment_length, 1), tables.packed,
                        tables.offset, tables.escape, out)
-    if status != 0:
+    if status < 0:
         raise KVFormatError("rANS block is corrupted (its lanes do not decode to their start state)")
-    return out, end
+    return out, end, int(status)

@@ -104,9 +104,11 @@ def triton_decode(view: memoryview, pos: int, n: int, segment_table: np.ndarray,
 
 
 def decode_tensor(view: memoryview, pos: int, n: int, segment_table: np.ndarray, segment_length: int,
-                  tables: rans.Tables, device) -> tuple[torch.Tensor, int]:
-    """Decoded symbols as an int64 tensor on `device`: the Triton kernel on CUDA, numba on the CPU."""
+                  tables: rans.Tables, device) -> tuple[torch.Tensor, int, int]:
+    """(symbols as an integer tensor on `device`, end position, largest |symbol|): the Triton kernel on CUDA,
+    numba on the CPU."""
     if torch.device(device).type == "cuda":
-        return triton_decode(view, pos, n, segment_table, segment_length, tables, device)
-    values, end = rans.decode(view, pos, n, segment_table, segment_length, tables)
-    return torch.from_numpy(values), end
+        values, end = triton_decode(view, pos, n, segment_table, segment_length, tables, device)
+        return values, end, int(values.abs().max()) if n else 0
+    values, end, peak = rans.decode_with_peak(view, pos, n, segment_table, segment_length, tables)
+    return torch.from_numpy(values), end, peak

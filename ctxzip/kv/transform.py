@@ -44,13 +44,22 @@ class GroupTransform:
         return np.flatnonzero(self.steps[level_index] > 0)
 
     def tensors(self, level_index: int, device) -> tuple[torch.Tensor, ...]:
-        """(mean, gain, basis of kept components, their steps) as tensors on `device`, cached."""
-        key = (level_index, str(device))
+        """(mean [F], analysis [F, K] = gain x basis, steps [K]) for the kept components, cached per device."""
+        key = ("analysis", level_index, str(device))
         if key not in self._cache:
             kept = self.kept(level_index)
-            self._cache[key] = (torch.from_numpy(self.mean).to(device), torch.from_numpy(self.gain).to(device),
-                                torch.from_numpy(np.ascontiguousarray(self.basis[:, kept])).to(device),
+            analysis = self.gain[:, None].astype(np.float64) * self.basis[:, kept]
+            self._cache[key] = (torch.from_numpy(self.mean).to(device), torch.from_numpy(analysis).float().to(device),
                                 torch.from_numpy(self.steps[level_index, kept]).to(device))
+        return self._cache[key]
+
+    def synthesis(self, level_index: int, device, dtype: torch.dtype) -> torch.Tensor:
+        """[K, F] = step x basis.T / gain: integer symbols times this (plus mean) are the decoded values."""
+        key = ("synthesis", level_index, str(device), dtype)
+        if key not in self._cache:
+            kept = self.kept(level_index)
+            matrix = self.steps[level_index, kept, None].astype(np.float64) * self.basis[:, kept].T / self.gain[None, :]
+            self._cache[key] = torch.from_numpy(matrix).to(device=device, dtype=dtype)
         return self._cache[key]
 
 

@@ -11,6 +11,8 @@ rANS block, component after component, tokens (batch-major) inside.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -20,19 +22,24 @@ from ctxzip.kv.rans_triton import decode_tensor
 from ctxzip.kv.rope import rotate
 from ctxzip.kv.transform import KVTransform
 
-# Coefficient products are done in bfloat16 where the CPU has matrix units for it (AMX), float32 elsewhere.
-_MATMUL_DTYPE: dict[str, torch.dtype] = {}
+BF16_EXACT = 256  # integers up to this are exact in bfloat16
 
 
-def _matmul_dtype(device: torch.device) -> torch.dtype:
-    key = str(device)
-    if key not in _MATMUL_DTYPE:
-        if device.type == "cuda":
-            _MATMUL_DTYPE[key] = torch.float32
-        else:
-            capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
-            _MATMUL_DTYPE[key] = torch.bfloat16 if "AMX" in str(capability).upper() else torch.float32
-    return _MATMUL_DTYPE[key]
+@functools.cache
+def _cpu_has_amx_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return "amx_bf16" in f.read(200_000)
+    except OSError:
+        return False
+
+
+def _synthesis_dtype(device: torch.device, peak: int) -> torch.dtype:
+    """bfloat16 products on CPUs with AMX matrix units (~6x faster than float32 here) when every symbol is
+    exact in bfloat16; float32 otherwise. The choice depends only on the machine and the data."""
+    if device.type == "cpu" and _cpu_has_amx_bf16() and peak <= BF16_EXACT:
+        return torch.bfloat16
+    return torch.float32
 
 
 def _group_matrix(rows6: torch.Tensor, layers: range, kind: int) -> torch.Tensor:
@@ -53,10 +60,10 @@ def encode_body(rows6: torch.Tensor, positions: torch.Tensor, transform: KVTrans
     for g, kinds in enumerate(transform.groups):
         layers = transform.group_layers(g)
         for kind, part in enumerate(kinds):
-            mean, gain, basis, steps = part.tensors(level_index, rows6.device)
+            mean, analysis, steps = part.tensors(level_index, rows6.device)
             if not steps.numel():
                 continue
-            coefficients = ((_group_matrix(rows6, layers, kind) - mean) * gain) @ basis
+            coefficients = (_group_matrix(rows6, layers, kind) - mean) @ analysis
             scaled = coefficients / steps
             q = torch.floor(scaled + 0.5).to(torch.int64).T.contiguous()  # [kept, samples]
             index = laplace.index_of_scale(scaled.abs().mean(0).double().cpu().numpy())
@@ -84,18 +91,18 @@ def decode_body(view: memoryview, pos: int, out6: torch.Tensor, positions: torch
     if (index >= laplace.N_SCALES).any():
         raise KVFormatError("transform chunk has an unknown coefficient scale")
     pos += total
-    symbols = torch.zeros(0, dtype=torch.int64)
+    symbols, peak = torch.zeros(0, dtype=torch.int32), 0
     if total:
-        symbols, pos = decode_tensor(view, pos, total * samples, index.astype(np.int64), samples, laplace.tables(), device)
-    dtype = _matmul_dtype(device)
+        symbols, pos, peak = decode_tensor(view, pos, total * samples, index.astype(np.int64), samples,
+                                           laplace.tables(), device)
+    dtype = _synthesis_dtype(device, peak)
     at = 0
     for (g, kind, part), count in zip(parts, counts):
         layers = transform.group_layers(g)
-        mean, gain, basis, steps = part.tensors(level_index, device)
+        mean = part.tensors(level_index, device)[0]
         if count:
             q = symbols[at * samples:(at + count) * samples].reshape(count, samples)
-            coefficients = q.T.float() * steps
-            x = (coefficients.to(dtype) @ basis.T.to(dtype)).float() / gain + mean
+            x = torch.addmm(mean.to(dtype), q.T.to(dtype), part.synthesis(level_index, device, dtype)).float()
         else:
             x = mean.expand(samples, -1)
         at += count
