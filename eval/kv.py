@@ -177,9 +177,11 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
             layers = [(k.clone(), v.clone()) for k, v in cache_layers(out.past_key_values)]
             values = sum(k.numel() + v.numel() for k, v in layers)
             ref_nll, ref_top1 = continuation_scores(model, as_cache(layers), window)
-            for label, run, _, _ in [("original (fp32)", lambda x: (x, 32.0 * values), None, None)] + variants:
+            for label, run, _, _ in [("original (fp32)", lambda x, v=values: (x, 32.0 * v), None, None)] + variants:
                 decoded, bits = run(layers)
-                cache = decoded if hasattr(decoded, "layers") else as_cache(decoded)
+                if hasattr(decoded, "layers"):  # a decoded DynamicCache, possibly 16-bit: the model runs in fp32
+                    decoded = [(item.keys, item.values) for item in decoded.layers]
+                cache = as_cache(decoded)
                 nll, top1 = continuation_scores(model, cache, window)
                 row = results.setdefault(label, {}).setdefault(kind, {"nll": [], "ref": [], "agree": [], "bits": 0.0, "values": 0})
                 row["nll"].append(nll)

@@ -94,9 +94,9 @@ class KVTCBaseline:
         self.rope, self.sink, self.recent, self._rotate = rope, sink, recent, rotate
         self.means, self.bases, self.bits = [], [], []
         for kind in range(2):
-            x = torch.cat([self._features(layers, kind)[sink:] for layers in calibration_layers]).double()
+            x = torch.cat([self._features(layers, kind)[sink:] for layers in calibration_layers])
             mean = x.mean(0)
-            u, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
+            _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
             basis = vt[:rank].T.float()
             variances = (s[:rank] ** 2 / x.shape[0]).numpy()
             self.means.append(mean.float())
