@@ -195,8 +195,15 @@ def _as_16_bit(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float16, torch.bfloat16) else x.to(torch.float16)
 
 
+def chunk_span(payload: bytes) -> tuple[int, int]:
+    """(token_start, n_tokens) from a chunk payload's fixed header."""
+    if len(payload) < _CHUNK.size:
+        raise KVFormatError("chunk frame too short")
+    return _CHUNK.unpack_from(payload)[:2]
+
+
 def _decode_v2_chunk(view: memoryview, info: ChunkInfo, flags: int, rows: int, dim: int, dtype: torch.dtype,
-                     device: str, context: StreamContext) -> torch.Tensor:
+                     device: str, context: StreamContext, out6: torch.Tensor | None = None) -> torch.Tensor | None:
     pos = _CHUNK.size
     if flags == FLAG_EXPONENT:
         coded = torch.float16 if view[10] == 1 else dtype
@@ -212,16 +219,22 @@ def _decode_v2_chunk(view: memoryview, info: ChunkInfo, flags: int, rows: int, d
     level_index = info.level - _first_transform_level()
     if level_index >= transform.n_levels:
         raise KVFormatError(f"transform {transform.name} has no level {info.level}")
-    out6 = torch.empty((context.n_layers, 2, context.batch, context.heads, info.n_tokens, dim), dtype=dtype, device=device)
+    given = out6 is not None
+    if not given:
+        out6 = torch.empty((context.n_layers, 2, context.batch, context.heads, info.n_tokens, dim), dtype=dtype,
+                           device=device)
     positions = torch.arange(info.n_tokens) + info.token_start + context.position_offset
     pos = transform_chunk.decode_body(view, pos, out6, positions, transform, level_index)
     _expect_end(pos, len(view))
-    return out6.reshape(rows, info.n_tokens, dim)
+    return None if given else out6.reshape(rows, info.n_tokens, dim)
 
 
 def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device: str,
-                 context: StreamContext | None = None) -> tuple[ChunkInfo, torch.Tensor]:
-    """(info, tensor [R, T, D] in `dtype` on `device`) from a chunk frame payload."""
+                 context: StreamContext | None = None, out6: torch.Tensor | None = None) -> tuple[ChunkInfo, torch.Tensor | None]:
+    """(info, tensor [R, T, D] in `dtype` on `device`) from a chunk frame payload.
+
+    A transform chunk given `out6` ([L, 2, B, H, T, D], e.g. a view of the decoder's buffer) is decoded
+    straight into it and returns None for the tensor."""
     if len(payload) < _CHUNK.size:
         raise KVFormatError("chunk frame too short")
     token_start, tokens, level_id, flags, group, anchor_group, sink = _CHUNK.unpack_from(payload)
@@ -232,7 +245,8 @@ def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device
         if level_id not in LEVELS or tokens == 0 or (group and not half) or anchor_group or sink:
             raise KVFormatError(f"chunk frame has invalid parameters (level {level_id}, flags {flags})")
         info = ChunkInfo(token_start, tokens, level_id)
-        return info, _decode_v2_chunk(memoryview(payload), info, flags, rows, dim, dtype, device, context)
+        return info, _decode_v2_chunk(memoryview(payload), info, flags, rows, dim, dtype, device, context,
+                                      out6 if flags == FLAG_TRANSFORM else None)
     lossless = flags & FLAG_LOSSLESS
     if (level_id not in LEVELS or group == 0 or dim % group or sink > tokens or tokens == 0 or flags > 3
             or (not lossless and anchor_group == 0)):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ctxzip.kv.channels import rows_of
-from ctxzip.kv.chunk import StreamContext, decode_chunk, encode_chunk, encode_exact_chunk, encode_transform_chunk
+from ctxzip.kv.chunk import StreamContext, chunk_span, decode_chunk, encode_chunk, encode_exact_chunk, encode_transform_chunk
 from ctxzip.kv.format import (
     FRAME_CHUNK, FRAME_END, FRAME_HEADER, FRAME_TEXT, FrameReader, KVFormatError, StreamHeader,
     config_geometry, model_fingerprint, pack_frame, stream_prefix,
@@ -210,11 +210,13 @@ class StreamDecoder:
     def _chunk(self, payload: bytes) -> None:
         h = self.header
         rows = h.n_layers * 2 * h.batch * h.n_heads
-        info, tensor = decode_chunk(payload, rows, h.head_dim, DTYPES[h.dtype], self.device, self._context)
-        self._check_span(info.token_start, info.n_tokens)
-        self._buffer[..., self.tokens: self.tokens + info.n_tokens, :] = tensor.reshape(
-            h.n_layers, 2, h.batch, h.n_heads, info.n_tokens, h.head_dim)
-        self.tokens += info.n_tokens
+        start, n = chunk_span(payload)
+        self._check_span(start, n)
+        target = self._buffer[..., start:start + n, :]
+        info, tensor = decode_chunk(payload, rows, h.head_dim, DTYPES[h.dtype], self.device, self._context, target)
+        if tensor is not None:
+            target.copy_(tensor.reshape(h.n_layers, 2, h.batch, h.n_heads, n, h.head_dim))
+        self.tokens += n
 
     def _text(self, payload: bytes) -> None:
         if len(payload) < _TEXT.size:
