@@ -132,8 +132,11 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
         calibration_layers.append(layers)
         rms += torch.tensor([[k.float().pow(2).mean().sqrt(), v.float().pow(2).mean().sqrt()] for k, v in layers])
     rope = rope_of_model(model)
-    kvtc = {bits: KVTCBaseline(calibration_layers, rope, float(bits)) for bits in kvtc_bits.split(",") if bits}
-    kvtc_recent16 = KVTCBaseline(calibration_layers, rope, 2.0, recent=16) if "2" in kvtc else None
+    kvtc, pca = {}, None
+    for bits in filter(None, kvtc_bits.split(",")):
+        kvtc[bits] = KVTCBaseline(calibration_layers, rope, float(bits), pca=pca)
+        pca = kvtc[bits].pca
+    kvtc_recent16 = KVTCBaseline(calibration_layers, rope, 2.0, recent=16, pca=pca) if "2" in kvtc else None
     hadamard = hadamard_transform(transform.n_layers, transform.n_heads, transform.head_dim, rms / len(calibration))
     del calibration_layers
 

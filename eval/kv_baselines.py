@@ -88,20 +88,26 @@ class KVTCBaseline:
     bytes, the first `sink` and last `recent` tokens kept in fp16."""
 
     def __init__(self, calibration_layers: list, rope, bits_per_value: float, sink: int = 4, recent: int = 128,
-                 rank: int = 2048) -> None:
+                 rank: int = 2048, pca=None) -> None:
         from ctxzip.kv.rope import rotate
 
         self.rope, self.sink, self.recent, self._rotate = rope, sink, recent, rotate
-        self.means, self.bases, self.bits = [], [], []
+        # (means, bases, variances) per kind; computed once and shared between budgets via `pca`
+        self.pca = pca if pca is not None else self._pca(calibration_layers, rank)
+        self.means, self.bases, variances = self.pca
+        width = self.means[0].numel()
+        self.bits = [dp_bit_allocation(v, int(bits_per_value * width)) for v in variances]
+
+    def _pca(self, calibration_layers: list, rank: int):
+        means, bases, variances = [], [], []
         for kind in range(2):
-            x = torch.cat([self._features(layers, kind)[sink:] for layers in calibration_layers])
+            x = torch.cat([self._features(layers, kind)[self.sink:] for layers in calibration_layers])
             mean = x.mean(0)
             _, s, vt = torch.linalg.svd(x - mean, full_matrices=False)
-            basis = vt[:rank].T.float()
-            variances = (s[:rank] ** 2 / x.shape[0]).numpy()
-            self.means.append(mean.float())
-            self.bases.append(basis)
-            self.bits.append(dp_bit_allocation(variances, int(bits_per_value * x.shape[1])))
+            means.append(mean.float())
+            bases.append(vt[:rank].T.float().contiguous())
+            variances.append((s[:rank].double() ** 2 / x.shape[0]).numpy())
+        return means, bases, variances
 
     def _features(self, layers, kind: int) -> torch.Tensor:
         """[T, L*H*D] per token (batch 1), keys with RoPE undone."""
