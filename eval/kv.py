@@ -173,6 +173,7 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
                       KVCodec(level=8, config=model.config, transform=transform, recent_tokens=int(recent)))
 
     results: dict[str, dict[str, dict]] = {}
+    failed: dict[str, str] = {}
     last_layers = None
     for kind, (_, eval_ids) in parts.items():
         for window in windows(eval_ids, n_windows):
@@ -181,7 +182,14 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
             values = sum(k.numel() + v.numel() for k, v in layers)
             ref_nll, ref_top1 = continuation_scores(model, as_cache(layers), window)
             for label, run, _, _ in [("original (fp32)", lambda x, v=values: (x, 32.0 * v), None, None)] + variants:
-                decoded, bits = run(layers)
+                if label in failed:
+                    continue
+                try:
+                    decoded, bits = run(layers)
+                except Exception as exc:  # one broken variant must not cost the whole run: reported below
+                    failed[label] = f"{type(exc).__name__}: {exc}"
+                    results.pop(label, None)
+                    continue
                 if hasattr(decoded, "layers"):  # a decoded DynamicCache, possibly 16-bit: the model runs in fp32
                     decoded = [(item.keys, item.values) for item in decoded.layers]
                 cache = as_cache(decoded)
@@ -218,7 +226,7 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
 
     speed_rows = []
     for label, _, codec, source in variants:
-        if codec is None or "recent" in label or "Hadamard" in label:
+        if codec is None or "recent" in label or "Hadamard" in label or label in failed:
             continue
         src = last_layers if source == "fp32" else [(k.to(source), v.to(source)) for k, v in last_layers]
         encode, decode = decode_speed(codec, src)
@@ -247,6 +255,8 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
         "", "## Throughput (one thread; MB of fp16 cache per second, best of 3 on one 1,024-token cache)", "",
         markdown_table(["variant", "encode MB/s", "decode MB/s"], speed_rows),
     ]
+    if failed:
+        lines += ["", "## Variants that failed", ""] + [f"- {label}: {error}" for label, error in failed.items()]
     if corruption:
         size, changes, cuts, total = corruption_check(last_layers)
         summary["corruption"] = {"bytes": size, "changes_detected": changes, "changes": total, "truncations_detected": cuts}
