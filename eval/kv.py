@@ -103,7 +103,7 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
          transform_name: str = typer.Option("smollm2", "--transform"),
          write: bool = typer.Option(True), corruption: bool = typer.Option(True),
          kvtc_bits: str = typer.Option("2,3", help="KVTC-style baseline DP budgets (bits per value before DEFLATE)"),
-         recent_variants: str = typer.Option("0,64", help="extra rows: tc-medium with these recent-token counts"),
+         recent_variants: str = typer.Option("16,64", help="extra rows: tc-low with these recent-token counts"),
          sensitivity: str = typer.Option("eval/results/kv_sensitivity.json")) -> None:
     from ctxzip.kv.calibrate import hadamard_transform
     from ctxzip.kv.channels import channel_gains, measure_channel_weights
@@ -169,8 +169,8 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
     for level in range(6, 11):
         codec_variant(f"ctxzip level {level} ({LEVELS[level].name})", KVCodec(level=level, config=model.config, transform=transform))
     for recent in filter(None, recent_variants.split(",")):
-        codec_variant(f"ctxzip level 8 (tc-medium), recent {recent} exact",
-                      KVCodec(level=8, config=model.config, transform=transform, recent_tokens=int(recent)))
+        codec_variant(f"ctxzip level 9 (tc-low), last {recent} tokens exact",
+                      KVCodec(level=9, config=model.config, transform=transform, recent_tokens=int(recent)))
 
     results: dict[str, dict[str, dict]] = {}
     failed: dict[str, str] = {}
@@ -226,7 +226,7 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
 
     speed_rows = []
     for label, _, codec, source in variants:
-        if codec is None or "recent" in label or "Hadamard" in label or label in failed:
+        if codec is None or "tokens exact" in label or "Hadamard" in label or label in failed:
             continue
         src = last_layers if source == "fp32" else [(k.to(source), v.to(source)) for k, v in last_layers]
         encode, decode = decode_speed(codec, src)
@@ -262,7 +262,7 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
         summary["corruption"] = {"bytes": size, "changes_detected": changes, "changes": total, "truncations_detected": cuts}
         lines += ["", "## Corruption", "",
                   f"Sample stream: level 8 (tc-medium) with a Hadamard transform, first layer and kv head of a real cache, "
-                  f"10 tokens in chunks of 4 (2 sink + 6 transform-coded + 2 recent), {size} bytes. Single-byte changes "
+                  f"10 tokens in chunks of 4 (4 sink + 4 transform-coded + 2 recent tokens), {size} bytes. Single-byte changes "
                   f"(every position, every other value): {changes} of {total} detected. Truncations (every length "
                   f"0..{size - 1}): {cuts} of {size} detected."]
     text = "\n".join(lines)

@@ -28,20 +28,30 @@ class Rope:
         return ((angles.cos() * self.scaling).float().to(device), (angles.sin() * self.scaling).float().to(device))
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+def rotate(keys: torch.Tensor, positions: torch.Tensor, rope: Rope, inverse: bool = False,
+           token_dim: int = -2) -> torch.Tensor:
+    """keys [..., T, ..., D] (float32) rotated to `positions` [T] (or back, with inverse=True); a new tensor.
 
-
-def rotate(keys: torch.Tensor, positions: torch.Tensor, rope: Rope, inverse: bool = False) -> torch.Tensor:
-    """keys [..., T, D] (float32) rotated to `positions` [T] (or back, with inverse=True)."""
+    `token_dim` says which dimension holds the tokens (the decoder rotates [B, T, layers, heads, D] blocks).
+    Pairs are rotated half by half without concatenations (this runs on every decoded key).
+    """
     cos, sin = rope.cos_sin(positions, keys.device)
-    rot, rest = keys[..., : rope.rotary_dim], keys[..., rope.rotary_dim:]
+    half = rope.rotary_dim // 2
+    shape = [1] * keys.dim()
+    shape[token_dim] = positions.numel()
+    shape[-1] = half
+    cos, sin = cos[:, :half].reshape(shape), sin[:, :half].reshape(shape)
     if inverse:
-        rot = (rot * cos - _rotate_half(rot) * sin) / (rope.scaling ** 2)
-    else:
-        rot = rot * cos + _rotate_half(rot) * sin
-    return torch.cat([rot, rest], dim=-1) if rest.shape[-1] else rot
+        cos, sin = cos / rope.scaling ** 2, -sin / rope.scaling ** 2
+    x1, x2 = keys[..., :half], keys[..., half:rope.rotary_dim]
+    out = torch.empty_like(keys)
+    torch.mul(x1, cos, out=out[..., :half])
+    out[..., :half].addcmul_(x2, sin, value=-1)
+    torch.mul(x2, cos, out=out[..., half:rope.rotary_dim])
+    out[..., half:rope.rotary_dim].addcmul_(x1, sin)
+    if keys.shape[-1] > rope.rotary_dim:
+        out[..., rope.rotary_dim:] = keys[..., rope.rotary_dim:]
+    return out
 
 
 def rope_of_model(model) -> Rope | None:

@@ -148,7 +148,9 @@ class StreamDecoder:
         cache = DynamicCache()
         if self._buffer is not None:
             for layer in range(self.header.n_layers):
-                cache.update(self._buffer[layer, 0, :, :, : self.tokens], self._buffer[layer, 1, :, :, : self.tokens], layer)
+                keys, values = self._buffer[layer, 0, :, :, : self.tokens], self._buffer[layer, 1, :, :, : self.tokens]
+                cache.update(keys[..., :0, :], values[..., :0, :], layer)  # creates the layer without copying
+                cache.layers[layer].keys, cache.layers[layer].values = keys, values  # update() would concatenate
         return cache
 
     def feed(self, data: bytes) -> int:

@@ -107,8 +107,8 @@ def decode_body(view: memoryview, pos: int, out6: torch.Tensor, positions: torch
             x = mean.expand(samples, -1)
         at += count
         n_layers = layers.stop - layers.start
-        block = x.reshape(batch, tokens, n_layers, transform.n_heads, transform.head_dim).permute(2, 0, 3, 1, 4)
-        out6[layers.start:layers.stop, kind] = block.to(out6.dtype)
-    if transform.rope is not None:
-        out6[:, 0] = rotate(out6[:, 0].float(), positions, transform.rope).to(out6.dtype)
+        block = x.reshape(batch, tokens, n_layers, transform.n_heads, transform.head_dim)
+        if kind == 0 and transform.rope is not None:  # redo RoPE before the one copy into the cache layout
+            block = rotate(block, positions, transform.rope, token_dim=1)
+        out6[layers.start:layers.stop, kind] = block.permute(2, 0, 3, 1, 4)
     return pos
