@@ -255,6 +255,7 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
         "", "## Throughput (one thread; MB of fp16 cache per second, best of 3 on one 1,024-token cache)", "",
         markdown_table(["variant", "encode MB/s", "decode MB/s"], speed_rows),
     ]
+    lines += ["", "## Issue 19 targets", ""] + target_lines(summary, kinds)
     if failed:
         lines += ["", "## Variants that failed", ""] + [f"- {label}: {error}" for label, error in failed.items()]
     if corruption:
@@ -271,6 +272,27 @@ def main(n_windows: int = typer.Option(8, "--windows", help="windows per text ki
         write_results("kv", text)
         with open("eval/results/kv.json", "w", encoding="utf-8") as f:
             json.dump(summary, f, indent=1)
+
+
+def target_lines(summary: dict, kinds: list[str]) -> list[str]:
+    """Which rows meet the issue's targets, computed from this run's numbers."""
+    lines = []
+    meeting = [label for label, entry in summary.items() if label.startswith("ctxzip level")
+               and entry["worst"]["bits_per_value"] <= 2.0 and entry["worst"]["perplexity_change"] <= 0.01]
+    lines.append("- at or under 2.0 bits per value within 1% perplexity on every text kind: "
+                 + (", ".join(f"{label} (worst {summary[label]['worst']['bits_per_value']:.2f} bits, "
+                              f"{100 * summary[label]['worst']['perplexity_change']:+.2f}%)" for label in meeting)
+                    if meeting else "none"))
+    for label in ("ctxzip lossless on bf16 cache", "ctxzip lossless on fp16 cache"):
+        if label in summary:
+            ratio = 16.0 / summary[label]["worst"]["bits_per_value"]
+            lines.append(f"- {label}: {ratio:.2f}x smaller than the raw 16-bit cache (worst kind; target 1.4x)")
+    speeds = {label: entry["speed"]["decode_mb_s"] for label, entry in summary.items() if "speed" in entry}
+    if speeds:
+        lines.append("- decode MB/s of fp16 cache on one thread: "
+                     + ", ".join(f"{label.replace('ctxzip ', '')} {value:.0f}" for label, value in speeds.items())
+                     + " (target 200)")
+    return lines
 
 
 def transform_size_note(transform) -> str:
