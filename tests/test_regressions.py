@@ -89,3 +89,10 @@ def test_10_model_loading_is_quiet_unless_verbose(tmp_path):
     loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**__import__("os").environ, "CTXZIP_VERBOSE": "1"})
     assert "LOAD REPORT" in loud.stderr + loud.stdout
+
+
+def test_7_kv_encode_into_a_missing_folder_is_one_line_before_the_model_runs(tmp_path):
+    (tmp_path / "t.txt").write_text("some text to prefill")
+    result = ctxzip("kv", "encode", str(tmp_path / "t.txt"), "-o", str(tmp_path / "missing" / "x.czkv"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: no such folder for --output: {tmp_path / 'missing'}"

@@ -26,8 +26,12 @@ def _prefill(model_name: str, text_path: str, max_tokens: int):
     path = Path(text_path)
     if not path.is_file():
         _fail(f"no such file: {text_path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        _fail(f"{text_path} is not UTF-8 text")
     model, tokenizer = load_causal_lm(model_name, device="cpu")
-    ids = tokenizer(path.read_text(encoding="utf-8"), return_tensors="pt").input_ids[:, :max_tokens]
+    ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_tokens]
     if ids.numel() == 0:
         _fail(f"{text_path} has no tokens")
     with torch.no_grad():
@@ -51,6 +55,8 @@ def encode(
     """Prefill a model on a text file and write its KV cache as a compressed stream."""
     from ctxzip.kv import KVBudget, KVCodec, fp16_bytes
 
+    if not Path(output).parent.is_dir():  # before the model runs, not after
+        _fail(f"no such folder for --output: {Path(output).parent}")
     try:
         lm, ids, cache = _prefill(model, text, max_tokens)
         if transform is not None:
@@ -67,7 +73,10 @@ def encode(
         seconds = time.perf_counter() - started
     except CtxzipError as exc:
         _fail(str(exc))
-    Path(output).write_bytes(data)
+    try:
+        Path(output).write_bytes(data)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
     reference = fp16_bytes(cache)
     typer.echo(f"{ids.shape[1]} tokens -> {len(data)} bytes ({8 * len(data) / (reference / 2):.2f} bits/value, "
                f"{reference / len(data):.2f}x smaller than fp16) in {seconds:.2f}s")
