@@ -4,7 +4,9 @@
     .venv/bin/python -m eval.gateway --systems peer --duration 3 --no-write          # a quick look at one system
 
 Systems, each in its own process in front of the same loopback upstream:
-- `ctxzip`: `python -m ctxzip serve` with its default policy;
+- `ctxzip`: `python -m ctxzip serve` with its default policy (budget: half of each compressible part);
+- `ctxzip-matched`: the same sidecar, each request asking for the message-text tokens the peer sent
+  upstream for it (where the peer shrank it): the answer-bearing share at equal tokens;
 - `peer`: headroom-ai 0.42 (`headroom proxy`) from its own virtualenv (`--peer-venv`, default
   /work/venvs/headroom), offline: HEADROOM_OFFLINE=1, `--disable-kompress --disable-kompress-fallback`
   (its prose model would come from a model hub), `--no-rate-limit`, `--no-cache`, its default mode
@@ -183,18 +185,30 @@ class TraceRow:
     prefix_stable: int = 0
     errors: int = 0
     statuses: dict = field(default_factory=dict)
+    turn_text_tokens: list = field(default_factory=list)  # (in, out) message-text tokens per turn
 
 
-def quality_pass(system: System, traces: list[dict], upstream, counter, extra_body: dict | None = None) -> list[TraceRow]:
+def text_tokens(body: dict, counter) -> int:
+    return sum(counter.count_many([t for t in (text_of(m.get("content")) for m in body.get("messages", [])) if t]))
+
+
+def matched_budgets(rows: list[TraceRow]) -> dict[tuple[str, int], int]:
+    """(trace, turn) -> the message-text tokens another system sent upstream, where it sent fewer than it got."""
+    return {(r.trace, turn): out for r in rows for turn, (inp, out) in enumerate(r.turn_text_tokens) if out < inp}
+
+
+def quality_pass(system: System, traces: list[dict], upstream, counter,
+                 budgets: dict[tuple[str, int], int] | None = None, label: str | None = None) -> list[TraceRow]:
+    """Every turn of every trace through `system`; with `budgets`, each request asks for that many tokens."""
     rows = []
     with httpx.Client(timeout=600) as client:
         for trace in traces:
-            row = TraceRow(system.name, trace["name"], trace["kind"])
+            row = TraceRow(label or system.name, trace["name"], trace["kind"])
             arrived_turns: list[dict] = []
             for turn in range(len(trace["turns"])):
                 body = request_body(trace, turn)
-                if extra_body:
-                    body = {**body, **extra_body}
+                if budgets is not None and (trace["name"], turn) in budgets:
+                    body = {**body, "ctxzip": {"budget": {"tokens": budgets[(trace["name"], turn)]}}}
                 before = len(upstream.received)
                 response = client.post(f"{system.url}/v1/chat/completions", json=body,
                                        headers={"authorization": "Bearer sk-gateway-bench"})
@@ -207,6 +221,7 @@ def quality_pass(system: System, traces: list[dict], upstream, counter, extra_bo
                 arrived = upstream.received[-1]
                 arrived_turns.append(arrived)
                 sent = request_body(trace, turn)
+                row.turn_text_tokens.append((text_tokens(sent, counter), text_tokens(arrived, counter)))
                 row.tokens_in += body_tokens(sent, counter)
                 row.tokens_out += body_tokens(arrived, counter)
                 total, valid, changed = json_checks(sent, arrived)
@@ -223,7 +238,7 @@ def quality_pass(system: System, traces: list[dict], upstream, counter, extra_bo
                     row.prefix_total += 1
                     row.prefix_stable += prefix_stable(previous, current)
             rows.append(row)
-            print(f"{system.name} {trace['name']}: {row.tokens_in} -> {row.tokens_out} tokens, answer "
+            print(f"{row.system} {trace['name']}: {row.tokens_in} -> {row.tokens_out} tokens, answer "
                   f"{row.answer_kept}/{row.answer_total}, json {row.json_valid}/{row.json_total} "
                   f"changed {row.json_changed}, prefix {row.prefix_stable}/{row.prefix_total}, {row.statuses}", flush=True)
     return rows
@@ -322,7 +337,8 @@ def write_report(rows: list[TraceRow], latency: dict, args, versions: dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="gateway benchmark")
-    parser.add_argument("--systems", default="ctxzip,peer")
+    parser.add_argument("--systems", default="peer,ctxzip,ctxzip-matched",
+                        help="peer, ctxzip, ctxzip-matched (ctxzip asked for the peer's tokens; needs peer first)")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--peer-venv", type=Path, default=PEER_VENV)
     parser.add_argument("--ctxzip-flags", default="", help="extra flags for ctxzip serve")
@@ -352,6 +368,15 @@ def main() -> None:
         try:
             for name in args.systems.split(","):
                 started = time.perf_counter()
+                if name == "ctxzip-matched":
+                    # ctxzip asked for exactly the tokens the peer sent upstream, request by request.
+                    budgets = matched_budgets([r for r in rows if r.system == "peer"])
+                    system = start_ctxzip(up.url, args.ctxzip_flags.split())
+                    try:
+                        rows += quality_pass(system, traces, recording, counter, budgets, label="ctxzip at peer's tokens")
+                    finally:
+                        system.stop()
+                    continue
                 if name == "peer":
                     system = start_peer(up.url, args.peer_venv, workdir)
                     versions["peer"] = f"headroom-ai {peer_version(args.peer_venv)}"
