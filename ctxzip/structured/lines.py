@@ -28,6 +28,15 @@ _TRACE_LINE = re.compile(r"^\s+(File \"|at |\S)|^\w+(\.\w+)*(Error|Exception|Exi
 SIGNAL, WARNING_SIGNAL, TRACE, HEAD_TAIL, FIRST_OF_TEMPLATE, RELEVANCE_WEIGHT = 1.0, 0.5, 0.9, 0.6, 0.4, 1.5
 
 
+LINE_LIKE_MIN_LINES, LINE_LIKE_MAX_CHARS = 8, 160
+
+
+def looks_like_lines(text: str) -> bool:
+    """Logs, tables, listings: many lines, short on average (prose runs in long paragraphs)."""
+    lines = text.count("\n") + 1
+    return lines >= LINE_LIKE_MIN_LINES and len(text) / lines < LINE_LIKE_MAX_CHARS
+
+
 def template(line: str) -> str:
     return _VARIABLE.sub("#", line.strip())
 
@@ -48,7 +57,10 @@ class LineUnits:
         return self.text[s + (1 if i else 0):e]
 
     def placeholders(self, mask: np.ndarray) -> list[tuple[int, str]]:
+        """A marker per elided run; none when nothing of the text is kept (the document is gone as a whole)."""
         inserts, n, i = [], len(self), 0
+        if not np.any(mask):
+            return inserts
         while i < n:
             if mask[i]:
                 i += 1
