@@ -159,6 +159,31 @@ class ChatPlan:
             texts[key] = "".join(pieces)
         return texts
 
+    def part_spans(self, kept: Mapping[str, list[tuple[int, int]]]) -> dict[str, list[tuple[int, int]]]:
+        """Kept spans of each compressed part's original text, from its segments' kept spans (offsets
+        into the segment): what surrounds a split's context counts as kept."""
+        by_part: dict[str, list[Segment]] = {}
+        for segment in self.segments:
+            by_part.setdefault(segment.part.key, []).append(segment)
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for key, segments in by_part.items():
+            out, at = [], 0
+            for segment in sorted(segments, key=lambda s: s.start):
+                if segment.start > at:
+                    out.append((at, segment.start))
+                out += [(segment.start + a, segment.start + b) for a, b in kept.get(segment.key, [])]
+                at = segment.stop
+            if at < len(segments[0].part.text):
+                out.append((at, len(segments[0].part.text)))
+            merged: list[tuple[int, int]] = []
+            for a, b in out:
+                if merged and merged[-1][1] == a:
+                    merged[-1] = (merged[-1][0], b)
+                elif b > a:
+                    merged.append((a, b))
+            spans[key] = merged
+        return spans
+
     def limits(self, budget: Budget) -> tuple[int, int]:
         """(tokens the whole prompt may use, tokens the compressible segments may use)."""
         if budget.tokens is not None:
