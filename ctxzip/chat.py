@@ -245,7 +245,7 @@ def plan_chat(parts: Sequence[TextPart], policy: ChatPolicy, counter: TokenCount
             splits[part.key] = split.how if split.sure else f"unsure: {split.why}"
             if split.sure:
                 split_of[n] = split
-        if part.mark is not True:
+        if part.mark is not True and not whole:
             question = split_of[n].query if n in split_of else part.text
             questions.setdefault(part.message, []).append(question)
     question_of = {m: "\n".join(q).strip() or None for m, q in questions.items()}
