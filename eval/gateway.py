@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from eval.gateway_traces import appears, load_traces, request_body
 from eval.service_bench import (

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -276,19 +275,12 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
                    **{status: {"description": "An error in Anthropic's shape"} for status in (400, 401, 413, 422, 502, 503, 504)}},
         tags=["anthropic"],
     )
-    async def anthropic_messages(request: Request, sidecar_key_in_authorization: bool = Depends(require_auth)) -> Response:
+    async def anthropic_messages(body: anthropic_api.MessagesRequest, request: Request,
+                                 sidecar_key_in_authorization: bool = Depends(require_auth)) -> Response:
         """Anthropic Messages: system, text blocks and tool_result blocks compressed by the same policy,
         forwarded to the Anthropic upstream, the answer (an SSE stream included) relayed as it comes."""
         raw = await request.body()
-        try:
-            payload = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ServiceError(400, "invalid_json", "the request body is not valid JSON") from None
-        try:
-            body = anthropic_api.MessagesRequest.model_validate(payload)
-        except ValidationError as exc:
-            where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5])
-            raise ServiceError(400, "invalid_request", f"invalid request: {where}") from None
+        payload = json.loads(raw)
         parts = anthropic_api.message_parts(payload)
         done, status = await compress_or_fail_open(parts, body.ctxzip, request.url.path)
         changed = body.ctxzip is not None or any(p.mark is not None for p in parts) or bool(done and done.replacements)
