@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ctxzip.errors import InvalidInputError
 from ctxzip.structured.json_check import elision_problems, kept_values
 from ctxzip.structured.json_scoring import score_json_units
-from ctxzip.structured.json_units import ITEMS_MARKER, LONG_VALUE_CHARS, is_json, parse_json_units
+from ctxzip.structured.json_units import ITEMS_MARKER, LONG_VALUE_CHARS, SMALL_CONTAINER_CHARS, is_json, parse_json_units
 from ctxzip.structured.lines import parse_line_units, score_line_units
 from ctxzip.structured.relevance import bm25_relevance
 
@@ -40,10 +40,10 @@ def serialised(value, layout) -> str:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(value=containers, layout=layouts, data=st.data())
-def test_any_consistent_mask_renders_faithful_json(value, layout, data):
+@given(value=containers, layout=layouts, small=st.sampled_from([0, 0, 40, SMALL_CONTAINER_CHARS]), data=st.data())
+def test_any_consistent_mask_renders_faithful_json(value, layout, small, data):
     text = serialised(value, layout)
-    units = parse_json_units(text)
+    units = parse_json_units(text, small_chars=small)
     # The units cover the text end to end, in order.
     assert units.start[0] == 0 and units.end[-1] == len(text)
     assert np.array_equal(units.start[1:], units.end[:-1])
@@ -59,7 +59,7 @@ def test_any_consistent_mask_renders_faithful_json(value, layout, data):
 @given(value=containers, layout=layouts)
 def test_dropping_everything_droppable_leaves_the_root_skeleton(value, layout):
     text = serialised(value, layout)
-    units = parse_json_units(text)
+    units = parse_json_units(text, small_chars=0)
     out = units.render(units.consistent(np.zeros(len(units), dtype=bool)))
     assert elision_problems(text, out) == []
     if isinstance(value, dict):
@@ -68,7 +68,7 @@ def test_dropping_everything_droppable_leaves_the_root_skeleton(value, layout):
 
 def test_markers_say_how_many_items_and_where():
     text = json.dumps({"hits": [{"id": i, "t": f"title {i}"} for i in range(10)], "total": 10}, indent=2)
-    units = parse_json_units(text)
+    units = parse_json_units(text, small_chars=0)
     hits = units.containers[1]
     mask = np.ones(len(units), dtype=bool)
     for child in hits.children[2:9]:
@@ -112,9 +112,17 @@ def test_text_that_is_not_a_json_container_is_refused(text):
         parse_json_units(text)
 
 
+def test_short_containers_are_one_piece_no_marker_inside_them():
+    text = json.dumps([{"id": i, "answers": ["a", "b"], "tags": []} for i in range(30)])
+    units = parse_json_units(text)
+    assert len(units.containers) == 1 and len(units) == 32  # the root's brackets and 30 items
+    out = units.render(units.consistent(np.array([True] + [i % 3 == 0 for i in range(30)] + [True])))
+    assert elision_problems(text, out) == [] and '"answers": ["a", "b"]' in out
+
+
 def test_containers_deeper_than_the_limit_are_single_units():
     deep = json.dumps([[[[[[1, 2]]]]], 3])
-    units = parse_json_units(deep, max_depth=3)
+    units = parse_json_units(deep, max_depth=3, small_chars=0)
     out = units.render(units.consistent(np.zeros(len(units), dtype=bool)))
     assert elision_problems(deep, out) == []
     assert len(units.containers) == 3

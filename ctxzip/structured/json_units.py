@@ -7,7 +7,8 @@ that cover it end to end:
   separator before it, and its closing bracket) whose children are units of their own;
 - object members are never dropped (keys and schema stay): a member's key and a short scalar value
   join the object's frame; a long string value is a unit of its own that may give way to a marker;
-  a member whose value is a container joins its key and brackets to the frame too.
+  a member whose value is a container joins its key and brackets to the frame too;
+- a container shorter than `SMALL_CONTAINER_CHARS` is one piece (a marker would cost more).
 
 A *skeleton* is what must be kept together: an array item's frame with all its keys, short values
 and nested brackets (one `group`). Every unit depends on (`parent`) the opening unit of the
@@ -40,6 +41,8 @@ from ctxzip.errors import InvalidInputError
 FRAME, ITEM = 0, 1  # unit roles: part of a skeleton / a droppable array item or long value
 LONG_VALUE_CHARS = 160  # string member values longer than this may be elided
 MAX_DEPTH = 48  # containers nested deeper are kept or dropped whole (one unit)
+# Containers this short are kept or dropped whole: a marker inside them would cost more than they do.
+SMALL_CONTAINER_CHARS = 120
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -185,9 +188,10 @@ def is_json(text: str) -> bool:
 
 
 class _Builder:
-    def __init__(self, text: str, max_depth: int) -> None:
+    def __init__(self, text: str, max_depth: int, small_chars: int) -> None:
         self.text = text
         self.max_depth = max_depth
+        self.small_chars = small_chars
         self.start: list[int] = []
         self.end: list[int] = []
         self.role: list[int] = []
@@ -255,16 +259,29 @@ class _Builder:
         self.containers[node].close_unit = close
         return node, close_end
 
+    def _container_end(self, i: int, known: int | None) -> int:
+        return known if known is not None else _DECODER.raw_decode(self.text, i)[1]
+
+    def small_container_end(self, i: int) -> int | None:
+        """End of the container at `i` if it closes within `small_chars` (decoding only that window)."""
+        if self.small_chars <= 0:
+            return None
+        try:
+            return i + _DECODER.raw_decode(self.text[i:i + self.small_chars])[1]
+        except ValueError:
+            return None
+
     def value(self, child_start, value_start, key, kind, group, open_unit, node, depth) -> tuple[Child, int]:
         text = self.text
         c = text[value_start]
-        nested = c in "[{" and depth + 1 < self.max_depth
+        small_end = self.small_container_end(value_start) if c in "[{" else None
+        nested = c in "[{" and depth + 1 < self.max_depth and small_end is None
         if kind == "object":
             if nested:  # the key and the brackets join this skeleton
                 child_node, value_end = self.container(child_start, value_start, group, open_unit, node, depth + 1)
                 unit = self.containers[child_node].open_unit
                 return Child(unit, child_start, value_start, value_end, key, child_node, False), value_end
-            value_end = _DECODER.raw_decode(text, value_start)[1] if c in "[{" else self.scalar_end(value_start)
+            value_end = self._container_end(value_start, small_end) if c in "[{" else self.scalar_end(value_start)
             if c == '"' and value_end - value_start > LONG_VALUE_CHARS:
                 self.unit(child_start, value_start, FRAME, group, open_unit)  # the key stays
                 unit = self.unit(value_start, value_end, ITEM, -1, open_unit)
@@ -276,16 +293,17 @@ class _Builder:
             child_node, value_end = self.container(child_start, value_start, self.groups - 1, open_unit, node, depth + 1)
             unit = self.containers[child_node].open_unit
             return Child(unit, child_start, value_start, value_end, None, child_node, True), value_end
-        value_end = _DECODER.raw_decode(text, value_start)[1] if c in "[{" else self.scalar_end(value_start)
+        value_end = self._container_end(value_start, small_end) if c in "[{" else self.scalar_end(value_start)
         unit = self.unit(child_start, value_end, ITEM, -1, open_unit)
         return Child(unit, child_start, value_start, value_end, None, None, True), value_end
 
 
-def parse_json_units(text: str, max_depth: int = MAX_DEPTH) -> JsonUnits:
-    """Cut a JSON text (an array or object at the top) into units; raises InvalidInputError otherwise."""
+def parse_json_units(text: str, max_depth: int = MAX_DEPTH, small_chars: int = SMALL_CONTAINER_CHARS) -> JsonUnits:
+    """Cut a JSON text (an array or object at the top) into units; raises InvalidInputError otherwise.
+    Containers nested deeper than `max_depth` or shorter than `small_chars` are one piece."""
     if not is_json(text):
         raise InvalidInputError("the text is not a JSON array or object")
-    builder = _Builder(text, max_depth)
+    builder = _Builder(text, max_depth, small_chars)
     root_start = builder.skip(0)
     builder.groups = 1
     _, end = builder.container(0, root_start, 0, -1, None, 0)
