@@ -339,6 +339,7 @@ def main() -> None:
     parser.add_argument("--systems", default="peer,ctxzip,ctxzip-matched",
                         help="peer, ctxzip, ctxzip-matched (ctxzip asked for the peer's tokens; needs peer first)")
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--traces", default="", help="only these trace names (comma-separated)")
     parser.add_argument("--peer-venv", type=Path, default=PEER_VENV)
     parser.add_argument("--ctxzip-flags", default="", help="extra flags for ctxzip serve")
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per latency run")
@@ -353,7 +354,8 @@ def main() -> None:
 
     counter = get_token_counter("cl100k_base")
     kinds = args.kinds.split(",")
-    traces = [t for t in load_traces() if t["kind"] in kinds]
+    traces = [t for t in load_traces() if t["kind"] in kinds
+              and (not args.traces or t["name"] in args.traces.split(","))]
     levels = [int(x) for x in args.levels.split(",")]
     recording = RecordingUpstream()
     rows: list[TraceRow] = []
