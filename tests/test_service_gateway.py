@@ -128,6 +128,25 @@ def test_a_tool_named_never_is_forwarded_as_it_came(oai, upstream):
     assert upstream.received[-1]["messages"][3]["content"] == body["messages"][3]["content"]
 
 
+@pytest.mark.parametrize("structured_method", ["json", None])
+def test_a_long_json_tool_message_never_arrives_as_broken_json(upstream, structured_method):
+    """Issue 15, item 6: word-level truncation of a JSON tool message cut a string in half."""
+    content = json.dumps([{"id": n, "text": f"record number {n} " * 8} for n in range(80)])
+    settings_ = gateway_settings(upstream, default_method="truncate", structured_method=structured_method)
+    with UvicornThread(create_app(settings_)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=[
+            {"role": "user", "content": "list them"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "ls", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c", "content": content}])
+    sent = upstream.received[-1]["messages"][2]["content"]
+    assert json.loads(sent) is not None and elision_problems(content, sent) == []
+    if structured_method is None:  # truncation would break it: the message goes as it came
+        assert sent == content and raw.headers["x-ctxzip-left-unchanged"] == "2"
+    else:
+        assert len(sent) < len(content) and raw.headers["x-ctxzip-method"] == "json"
+
+
 # -- agents and prompt caches ----------------------------------------------------------------------
 
 

@@ -5,7 +5,8 @@ honest count of what went in and out.
 Each segment is compressed on its own, for the question before it, so the same conversation prefix
 always gives the same bytes (the engine's result cache, keyed by a hash of the segment's content,
 question, method and budget, makes the repeat free). JSON, logs and tables go to the structured
-method; a structured segment whose skeleton alone does not fit its budget is left as it is (valid
+method; a structured segment whose skeleton alone does not fit its budget, or a JSON segment that a
+method other than `json` would turn into something that no longer parses, is left as it is (valid
 JSON that is too long beats broken JSON).
 """
 
@@ -20,6 +21,7 @@ import anyio.to_thread
 from ctxzip.chat import BudgetFit, ChatPlan, ChatPolicy, Job, TextPart, plan_chat, segment_jobs
 from ctxzip.document import Document
 from ctxzip.errors import CtxzipError
+from ctxzip.structured.json_units import is_json
 from ctxzip_service.engine import CompressionEngine
 from ctxzip_service.errors import ServiceError, from_ctxzip_error
 from ctxzip_service.metrics import Metrics
@@ -147,7 +149,10 @@ class ChatCompressor:
                 if exc.code == "budget_too_small" and job.method != method:
                     return job.key, job.segment.text, True, True
                 raise
-            return job.key, job.output(result), cached, False
+            output = job.output(result)
+            if job.segment.kind == "json" and not is_json(output):  # JSON stays JSON, or is left alone
+                return job.key, job.segment.text, cached, True
+            return job.key, output, cached, False
 
         done = await asyncio.gather(*(one(job) for job in jobs))
         outputs = {key: text for key, text, _, _ in done}
