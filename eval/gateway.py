@@ -243,6 +243,25 @@ def quality_pass(system: System, traces: list[dict], upstream, counter,
     return rows
 
 
+def scrape_counters(system: System) -> dict[tuple[str, str, str, str], float]:
+    """ctxzip's own Prometheus counters of chat tokens: (direction, route, method, kind) -> tokens."""
+    import re
+
+    text = httpx.get(f"{system.url}/metrics", timeout=30).text
+    pattern = re.compile(r'^ctxzip_chat_tokens_(in|out)_total\{kind="([^"]*)",method="([^"]*)",route="([^"]*)"\} (\S+)$', re.M)
+    return {(d, route, method, kind): float(v) for d, kind, method, route, v in pattern.findall(text)}
+
+
+def counters_table(counters: dict[str, dict]) -> list[list]:
+    rows = []
+    for label, values in counters.items():
+        keys = sorted({k[1:] for k in values})
+        for route, method, kind in keys:
+            tin, tout = values.get(("in", route, method, kind), 0), values.get(("out", route, method, kind), 0)
+            rows.append([label, route, method, kind, int(tin), int(tout), f"{1 - tout / tin:.1%}" if tin else "-"])
+    return rows
+
+
 # -- latency -----------------------------------------------------------------------------------------
 
 
@@ -308,7 +327,7 @@ def latency_table(latency: dict[str, dict[str, list[dict]]]) -> list[list]:
     return table
 
 
-def write_report(rows: list[TraceRow], latency: dict, args, versions: dict[str, str]) -> str:
+def write_report(rows: list[TraceRow], latency: dict, args, versions: dict[str, str], counters: dict | None = None) -> str:
     from eval.report import markdown_table
 
     lines = [
@@ -324,6 +343,13 @@ def write_report(rows: list[TraceRow], latency: dict, args, versions: dict[str, 
                         "prefix stable", "errors"], quality_table(rows)),
         "",
     ]
+    if counters:
+        lines += ["## ctxzip's own accounting", "",
+                  "Its Prometheus counters after the quality pass (`ctxzip_chat_tokens_in_total` / `_out_total`): the "
+                  "tokens of every piece it compressed, before and after, over every request of the run (the agent "
+                  "sessions resend earlier pieces each turn, counted each time).", "",
+                  markdown_table(["system", "route", "method", "content", "tokens in", "tokens out", "saved"],
+                                 counters_table(counters)), ""]
     if latency:
         lines += ["## Added latency", "",
                   f"{args.duration:.0f} s per run after a 1 s warm-up, one keep-alive connection per caller; "
@@ -361,6 +387,7 @@ def main() -> None:
     rows: list[TraceRow] = []
     latency: dict[str, dict[str, list[dict]]] = {"pass-through": {}, "traces": {}}
     versions: dict[str, str] = {}
+    counters: dict[str, dict] = {}
     direct: dict[str, dict] = {"pass-through": {}, "traces": {}}
     trace_bodies = [json.dumps(request_body(t)).encode() for t in traces]
     workdir = Path("/tmp") / f"ctxzip-gateway-{os.getpid()}"
@@ -375,6 +402,7 @@ def main() -> None:
                     system = start_ctxzip(up.url, args.ctxzip_flags.split())
                     try:
                         rows += quality_pass(system, traces, recording, counter, budgets, label="ctxzip at peer's tokens")
+                        counters["ctxzip at peer's tokens"] = scrape_counters(system)
                     finally:
                         system.stop()
                     continue
@@ -388,6 +416,8 @@ def main() -> None:
                 print(f"{name} ready in {time.perf_counter() - started:.1f} s", flush=True)
                 try:
                     rows += quality_pass(system, traces, recording, counter)
+                    if name == "ctxzip":
+                        counters["ctxzip"] = scrape_counters(system)
                 finally:
                     system.stop()
                 if args.no_latency:
@@ -407,7 +437,7 @@ def main() -> None:
         finally:
             if fixed is not None:
                 fixed.stop()
-    report = write_report(rows, {k: v for k, v in latency.items() if v}, args, versions)
+    report = write_report(rows, {k: v for k, v in latency.items() if v}, args, versions, counters)
     print(report)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
