@@ -288,3 +288,50 @@ def test_a_lone_surrogate_in_a_marked_part_neither_crashes_nor_breaks_the_connec
         assert first.headers["x-ctxzip-status"] == "compressed"
         sent = upstream.received[-2]["messages"][0]["content"][0]["text"]
         assert "\ud800" in sent and len(sent) < len(text)  # kept where its sentence was kept, as it came
+
+
+# -- the same through `ctxzip serve`, as an operator starts it ----------------------------------------
+
+
+def test_ctxzip_serve_with_both_official_clients(upstream):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.upstream import free_socket
+
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ctxzip", "serve", "--host", "127.0.0.1", "--port", str(port), "--upstream",
+         upstream.url + "/v1", "--anthropic-upstream", upstream.url + "/v1", "--method", "truncate", "--min-tokens", "100",
+         "--no-access-log"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "ctxzip serve did not start"
+            time.sleep(0.1)
+        t = trace("rag-squad-2")
+        body = request_body(t)
+        raw = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0).chat.completions.with_raw_response.create(
+            model="m", messages=body["messages"], extra_body={"ctxzip": {"budget": {"tokens": 500}}})
+        sent = upstream.received[-1]["messages"][1]["content"]
+        assert raw.headers["x-ctxzip-status"] == "compressed" and sent.endswith(t["question"])
+        assert sum(counter.count(m["content"]) for m in upstream.received[-1]["messages"]) <= 500
+        claude_body = anthropic_body(trace("json-search-2"))
+        with anthropic.Anthropic(base_url=url, api_key=KEY, max_retries=0).messages.stream(**claude_body) as stream:
+            assert "".join(stream.text_stream) == "Paris is the capital of France."
+        block = upstream.received[-1]["messages"][2]["content"][0]
+        original = claude_body["messages"][2]["content"][0]["content"]
+        assert len(block["content"]) < len(original) and elision_problems(original, block["content"]) == []
+        assert upstream.received[-1]["stream"] is True
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
