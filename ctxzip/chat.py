@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
 from ctxzip.budget import Budget, TokenCounter
+from ctxzip.document import CompressionResult, Document, rebuild
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 from ctxzip.prompt_split import split_prompt
 from ctxzip.structured.json_units import is_json
@@ -51,7 +52,6 @@ MARK = "ctxzip_compress"
 DEFAULT_ROLES = frozenset({"user", "tool", "function"})
 
 
-KINDS = ("context", "json", "lines", "text")
 STRUCTURED_KINDS = frozenset({"json", "lines"})
 TOOL_POLICIES = ("compress", "never")
 TOOL_ROLES = frozenset({"tool", "function"})
@@ -355,10 +355,8 @@ class Job:
         """What the compressor sees: the segment, lone surrogates replaced (spans stay valid)."""
         return without_surrogates(self.segment.text)
 
-    def output(self, result) -> str:
+    def output(self, result: CompressionResult) -> str:
         """The compressed text, sliced from the original segment (so lone surrogates survive where kept)."""
-        from ctxzip.document import Document, rebuild
-
         if self.text == self.segment.text:
             texts = {d.id: d.text for d in result.documents}
             return texts.get(self.key, "")
