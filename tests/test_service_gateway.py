@@ -335,3 +335,17 @@ def test_ctxzip_serve_with_both_official_clients(upstream):
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_edge_errors_on_the_anthropic_route_are_anthropic_shaped(upstream):
+    app = create_app(gateway_settings(upstream, max_body_bytes=2048, auth_token="sidecar-token"))
+    with UvicornThread(app) as server:
+        big = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 5000}]}
+        too_large = httpx.post(server.url + "/v1/messages", json=big, headers={"x-ctxzip-key": "sidecar-token"})
+        assert too_large.status_code == 413 and too_large.json()["error"]["type"] == "request_too_large"
+        small = {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+        unauthorised = httpx.post(server.url + "/v1/messages", json=small)
+        assert unauthorised.status_code == 401 and unauthorised.json() == {
+            "type": "error", "error": {"type": "authentication_error", "message": unauthorised.json()["error"]["message"]}}
+        with pytest.raises(anthropic.AuthenticationError):
+            anthropic.Anthropic(base_url=server.url, api_key=KEY, max_retries=0).messages.create(**small)
