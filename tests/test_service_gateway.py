@@ -349,3 +349,13 @@ def test_edge_errors_on_the_anthropic_route_are_anthropic_shaped(upstream):
             "type": "error", "error": {"type": "authentication_error", "message": unauthorised.json()["error"]["message"]}}
         with pytest.raises(anthropic.AuthenticationError):
             anthropic.Anthropic(base_url=server.url, api_key=KEY, max_retries=0).messages.create(**small)
+
+
+def test_compress_api_messages_use_the_same_splitter(sidecar):
+    t = trace("rag-hotpotqa-3")
+    body = {"messages": request_body(t)["messages"], "budget": {"ratio": 0.4}, "method": "truncate"}
+    answer = httpx.post(sidecar.url + "/v1/compress", json=body, timeout=60).json()
+    message = answer["messages"][1]["content"]
+    assert answer["info"]["splits"] == {"1": "last_paragraph"} and answer["info"]["content"] == ["context"]
+    assert message.endswith("\n\n" + t["question"]) and len(message) < len(body["messages"][1]["content"])
+    assert answer["compressed_tokens"] < answer["original_tokens"] and answer["documents"][0]["id"] == "1"
