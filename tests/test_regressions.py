@@ -96,3 +96,27 @@ def test_7_kv_encode_into_a_missing_folder_is_one_line_before_the_model_runs(tmp
     result = ctxzip("kv", "encode", str(tmp_path / "t.txt"), "-o", str(tmp_path / "missing" / "x.czkv"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: no such folder for --output: {tmp_path / 'missing'}"
+
+
+def test_8_the_sidecar_never_sends_a_marked_part_emptied_as_compressed():
+    from fastapi.testclient import TestClient
+
+    from ctxzip_service import ServiceSettings, create_app
+    from tests.support.upstream import RecordingUpstream, UvicornThread
+
+    recorder = RecordingUpstream()
+    context = "The river Mill flows north. It powers three mills. Fishermen sell trout at dawn. " * 120
+    with UvicornThread(recorder.app()) as upstream:
+        app = create_app(ServiceSettings(upstream=upstream.url + "/v1", default_method="truncate"))
+        with TestClient(app) as client:
+            for budget in ({"tokens": 40}, {"ratio": 0.01}, {"tokens": 3}):
+                body = {"model": "m", "ctxzip": {"budget": budget}, "messages": [{"role": "user", "content": [
+                    {"type": "text", "text": context, "ctxzip_compress": True}, {"type": "text", "text": "How many mills?"}]}]}
+                sent_before = len(recorder.received)
+                response = client.post("/v1/chat/completions", json=body)
+                if response.status_code == 200:
+                    sent = recorder.received[-1]["messages"][0]["content"][0]["text"]
+                    assert sent.strip() and response.headers["x-ctxzip-status"] == "compressed"
+                else:  # a budget the question alone fills is the caller's error, said so
+                    assert response.status_code == 422 and len(recorder.received) == sent_before
+                    assert response.json()["error"]["code"] == "budget_too_small"
