@@ -120,3 +120,45 @@ def test_8_the_sidecar_never_sends_a_marked_part_emptied_as_compressed():
                 else:  # a budget the question alone fills is the caller's error, said so
                     assert response.status_code == 422 and len(recorder.received) == sent_before
                     assert response.json()["error"]["code"] == "budget_too_small"
+
+
+def test_5_a_lone_surrogate_in_a_marked_part_fails_open_and_the_connection_survives():
+    import httpx
+
+    from ctxzip_service import ServiceSettings, create_app
+    from tests.support.upstream import RecordingUpstream, UvicornThread
+
+    recorder = RecordingUpstream()
+    with UvicornThread(recorder.app()) as upstream:
+        with UvicornThread(create_app(ServiceSettings(upstream=upstream.url + "/v1", default_method="truncate"))) as sidecar:
+            with httpx.Client(base_url=sidecar.url, timeout=30) as client:
+                part = {"type": "text", "text": "context \ud800 " * 300, "ctxzip_compress": True}
+                body = json.dumps({"model": "m", "messages": [{"role": "user", "content": [part]}]})  # \\ud800 escape
+                response = client.post("/v1/chat/completions", content=body.encode(),
+                                       headers={"content-type": "application/json"})
+                assert response.status_code < 500, response.text
+                assert client.get("/healthz").status_code == 200  # same keep-alive connection
+
+
+def test_6_a_long_json_tool_message_stays_json():
+    import httpx
+
+    from ctxzip_service import ServiceSettings, create_app
+    from tests.support.upstream import RecordingUpstream, UvicornThread
+
+    rows = [{"id": i, "title": f"Result number {i}", "snippet": "lorem ipsum dolor sit amet " * 8} for i in range(80)]
+    recorder = RecordingUpstream()
+    with UvicornThread(recorder.app()) as upstream:
+        with UvicornThread(create_app(ServiceSettings(upstream=upstream.url + "/v1", default_method="extractive"))) as sidecar:
+            with httpx.Client(base_url=sidecar.url, timeout=120) as client:
+                messages = [{"role": "user", "content": "Find result 42"},
+                            {"role": "assistant", "content": None,
+                             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "search", "arguments": "{}"}}]},
+                            {"role": "tool", "tool_call_id": "c1", "content": json.dumps(rows)},
+                            {"role": "user", "content": "What is the title of result 42?"}]
+                response = client.post("/v1/chat/completions", json={"model": "m", "messages": messages,
+                                                                     "ctxzip": {"budget": {"ratio": 0.3}}})
+                assert response.status_code == 200
+                sent = recorder.received[-1]["messages"][2]["content"]
+                assert len(sent) < len(messages[2]["content"])
+                json.loads(sent)  # still JSON
