@@ -98,15 +98,19 @@ def _judge(text: str, context: list[tuple[int, int]], question: tuple[int, int] 
     return PromptSplit(text, tuple(context), question, how, True)
 
 
-def _tags(text: str, min_chars: int) -> PromptSplit | None:
-    blocks = list(_TAG.finditer(text))
+def _enclosed(text: str, pattern, reason: str, min_chars: int) -> PromptSplit | None:
+    """Context inside blocks (group 2 of `pattern`); the question after the last block, else before the first."""
+    blocks = list(pattern.finditer(text))
     if not blocks:
         return None
     context = [(m.start(2), m.end(2)) for m in blocks]
     after = (blocks[-1].end(), len(text))
-    before = (0, blocks[0].start())
-    question = after if text[after[0]:].strip() else before
-    return _judge(text, context, question, "context_tags", min_chars)
+    question = after if text[after[0]:].strip() else (0, blocks[0].start())
+    return _judge(text, context, question, reason, min_chars)
+
+
+def _tags(text: str, min_chars: int) -> PromptSplit | None:
+    return _enclosed(text, _TAG, "context_tags", min_chars)
 
 
 def _question_marker(text: str, min_chars: int) -> PromptSplit | None:
@@ -121,13 +125,7 @@ def _question_marker(text: str, min_chars: int) -> PromptSplit | None:
 
 
 def _fences(text: str, min_chars: int) -> PromptSplit | None:
-    blocks = list(_FENCE.finditer(text))
-    if not blocks:
-        return None
-    context = [(m.start(2), m.end(2)) for m in blocks]
-    after = (blocks[-1].end(), len(text))
-    question = after if text[after[0]:].strip() else (0, blocks[0].start())
-    return _judge(text, context, question, "fence", min_chars)
+    return _enclosed(text, _FENCE, "fence", min_chars)
 
 
 def _rule(text: str, min_chars: int) -> PromptSplit | None:
