@@ -185,17 +185,20 @@ def _resolve_edges(graph: CodeGraph, module_keys: dict[str, int]) -> None:
     for d, definition in enumerate(definitions):
         if definition.kind != IMPORT or definition.module is None:
             continue
-        source = module_keys.get(definition.module.lstrip("."))
-        if source is None or source == definition.doc:
-            continue
-        if definition.imported is None:
-            module_alias[d] = source
-        else:
+        base = definition.module.lstrip(".")
+        source = module_keys.get(base) if base else None
+        if source is not None and source != definition.doc:
+            if definition.imported is None:
+                module_alias[d] = source
+                continue
             target = graph.module_names[source].get(definition.imported)
             if target:
                 import_target[d] = target
-            elif (source_module := module_keys.get(f"{definition.module.lstrip('.')}.{definition.imported}")) is not None:
-                module_alias[d] = source_module
+                continue
+        if definition.imported is not None:  # `from pkg import module` or `from . import module`
+            submodule = module_keys.get(f"{base}.{definition.imported}" if base else definition.imported)
+            if submodule is not None and submodule != definition.doc:
+                module_alias[d] = submodule
     # Class bases: names in the class's own reads that resolve to classes.
     for d, definition in enumerate(definitions):
         if definition.kind == CLASS:
@@ -217,7 +220,9 @@ def _resolve_edges(graph: CodeGraph, module_keys: dict[str, int]) -> None:
                         if definitions[cls].kind == CLASS:  # Class.member
                             targets.update(graph.member_definitions(cls, member))
                 continue
-            targets.update(graph.resolve(definition.doc, name, owner))
+            for found in graph.resolve(definition.doc, name, owner):
+                targets.add(found)
+                targets.update(import_target.get(found, ()))  # and straight on to what it imports
         if definition.owner >= 0:
             targets.add(definition.owner)  # a member cannot stand without its class
         targets.discard(d)

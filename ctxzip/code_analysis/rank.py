@@ -69,16 +69,29 @@ def rank_units(documents: list[Document], units: CodeUnits, costs: np.ndarray, q
     return RankedUnits(order, priority, gap, details)
 
 
+def _unit_holding(units: CodeUnits, graph: CodeGraph, indices: list[int], mask: np.ndarray | None = None) -> np.ndarray:
+    """For each definition in `indices`, the unit (among `mask`) holding its name; -1 if none."""
+    found = np.full(len(indices), -1, dtype=np.int64)
+    if not len(indices) or not len(units):
+        return found
+    docs = np.array([graph.definitions[d].doc for d in indices])
+    anchors = np.array([graph.definitions[d].anchor for d in indices])
+    for doc in np.unique(docs).tolist():
+        rows = np.flatnonzero((units.doc == doc) if mask is None else (units.doc == doc) & mask)
+        if not len(rows):
+            continue
+        mine = np.flatnonzero(docs == doc)
+        i = np.searchsorted(units.start[rows], anchors[mine], side="right") - 1
+        found[mine[i >= 0]] = rows[i[i >= 0]]
+    return found
+
+
 def _definitions_by_unit(units: CodeUnits, graph: CodeGraph) -> list[list[int]]:
     """The definitions each unit binds (the unit holding a definition's name)."""
     defined: list[list[int]] = [[] for _ in range(len(units))]
-    for d, definition in enumerate(graph.definitions):
-        rows = np.flatnonzero(units.doc == definition.doc) if len(units) else np.zeros(0, dtype=np.int64)
-        if not len(rows):
-            continue
-        i = int(np.searchsorted(units.start[rows], definition.anchor, side="right")) - 1
-        if i >= 0:
-            defined[int(rows[i])].append(d)
+    for d, unit in enumerate(_unit_holding(units, graph, list(range(len(graph)))).tolist()):
+        if unit >= 0:
+            defined[unit].append(d)
     return defined
 
 
@@ -88,20 +101,16 @@ def _function_relevance(documents, units: CodeUnits, graph: CodeGraph, gap: Gap 
     relevance = np.zeros(units.n_chunks)
     if not units.n_chunks:
         return relevance
-    header_of_chunk = np.full(units.n_chunks, -1)
-    headers = np.flatnonzero((units.kind == HEADER) & (units.chunk >= 0))
-    header_of_chunk[units.chunk[headers]] = headers
     chunk_definition = np.full(units.n_chunks, -1)
-    for d, definition in enumerate(graph.definitions):
-        if definition.kind in (FUNCTION, METHOD, CLASS):
-            rows = np.flatnonzero((units.doc == definition.doc) & (units.kind == HEADER))
-            i = int(np.searchsorted(units.start[rows], definition.anchor, side="right")) - 1
-            if i >= 0 and units.chunk[rows[i]] >= 0:
-                chunk_definition[units.chunk[rows[i]]] = d
+    code = [d for d, definition in enumerate(graph.definitions) if definition.kind in (FUNCTION, METHOD, CLASS)]
+    for d, unit in zip(code, _unit_holding(units, graph, code, units.kind == HEADER).tolist()):
+        if unit >= 0 and units.chunk[unit] >= 0:
+            chunk_definition[units.chunk[unit]] = d
     if gap is not None:
+        chunk_of = {d: c for c, d in enumerate(chunk_definition.tolist()) if d >= 0}
         for k, d in enumerate(nearest_definitions(graph, gap)):
-            chunk = np.flatnonzero(chunk_definition == d)
-            relevance[chunk] += weights.near * 0.6 ** k
+            if d in chunk_of:
+                relevance[chunk_of[d]] += weights.near * 0.6 ** k
     has_definition = chunk_definition >= 0
     relevance[has_definition] += weights.used * probability[chunk_definition[has_definition]]
     if info.words and weights.lexical:
