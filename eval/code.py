@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import keyword
 import os
 import platform
 import re
@@ -36,6 +37,8 @@ from eval.metrics import bootstrap_ci
 from eval.report import RESULTS, markdown_table, write_results
 
 NLL_GROUPS = ("stdlib",)
+# On repository tasks (30k-50k tokens) the methods that run a causal LM over every chunk are left out.
+REPO_METHODS = frozenset({"nearest-end", "window", "random-functions", "graph", "graph-nohint", "code-lexical", "new"})
 DEFAULT_METHODS = "nearest-end,window,random-functions,default,longcodezip-coarse,graph,graph-nohint"
 TARGETS = {"recall": 0.65, "nll_ratio": 1.05, "parses": 1.0, "seconds_per_20k": 5.0}
 
@@ -46,10 +49,12 @@ _ASSIGN = re.compile(r"^[ \t]*((?:(?:self|cls)\.)?[A-Za-z_]\w*(?:[ \t]*,[ \t]*(?
 _IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+([^(\n][^\n]*)", re.M)
 _IMPORT_PARENTHESISED = re.compile(r"^[ \t]*from[ \t]+\S+[ \t]+import[ \t]*\(([^)]*)\)", re.M)
 _NAME = re.compile(r"[A-Za-z_]\w*")
+_KEYWORDS = frozenset(keyword.kwlist)
 
 
 def defined_names(text: str) -> set[str]:
-    """Names a piece of Python text defines (found by patterns, so broken or elided code works too)."""
+    """Names a piece of Python text defines (found by patterns, so broken or elided code works too;
+    "class for ..." in a docstring would define `for`, so keywords are left out)."""
     names = set(_DEF.findall(text))
     for group in _ASSIGN.findall(text):
         names.update(part.strip().split(".")[-1] for part in group.split(","))
@@ -58,7 +63,7 @@ def defined_names(text: str) -> set[str]:
             words = item.split("#")[0].split()
             if words:
                 names.add(words[-1].split(".")[0] if len(words) == 1 else words[-1])
-    return names
+    return names - _KEYWORDS
 
 
 def identifier_recall(task: CodeTask, kept: str, full_defined: set[str]) -> float:
@@ -181,9 +186,9 @@ def run(groups: list[str], names: list[str], ratio: float, log_path, nll_groups=
                 f.write(json.dumps(asdict(row)) + "\n")
 
     for number, task in enumerate(tasks):
-        full_defined = defined_names(task.context)
+        full_defined = defined_names(task.full_context)
         with_nll = task.group in nll_groups
-        for name in ["full", "empty"] + list(methods):
+        for name in ["full", "empty"] + [m for m in methods if task.group != "repo" or m in REPO_METHODS]:
             if (task.key, name) in done:
                 rows.append(done[(task.key, name)])
                 continue
@@ -198,7 +203,7 @@ def run(groups: list[str], names: list[str], ratio: float, log_path, nll_groups=
                 continue
             began = time.perf_counter()
             try:
-                result = methods[name].compress([task.document()], query=task.instruction, budget=Budget(ratio=ratio))
+                result = methods[name].compress(task.documents(), query=task.instruction, budget=Budget(ratio=ratio))
             except Exception as exc:  # a method that fails is reported, not fatal
                 print(f"{name} failed on {task.key}: {type(exc).__name__}: {exc}", flush=True)
                 record(Row(task.group, task.key, name, float("nan"), float("nan"), None, None, float("nan"), None,

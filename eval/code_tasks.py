@@ -5,7 +5,7 @@ A task cuts one function out of a Python module: the **context** is the module w
 signature and docstring, and the **target** is the rest of its body. The compressor sees the context
 and the instruction; the gap's character offset travels as the document's metadata "cut".
 
-Two groups, each a fixed list of (module, function) below:
+Three groups, from the fixed lists of (module, function) below:
 
 - `stdlib`: the 20 functions the benchmark always used, cut from modules of the **eval** split of
   `eval.datasets.load_stdlib_modules` (Python 3.11.7). Contexts are 2,000-4,500 SmolLM2 tokens, so the
@@ -16,6 +16,10 @@ Two groups, each a fixed list of (module, function) below:
   packaging, tqdm, urllib3, langchain-core); PyYAML was considered but has no documented function of
   the right size. rich, click, httpx, pydantic, typer, fastapi and starlette are never used: they are
   kept for a held-out check.
+
+- `repo`: the third-party tasks again, each with up to 3 modules of the same package that the task's
+  module imports at top level (in import order; modules over 25k tokens skipped; tasks whose module
+  imports no sibling left out), compressed together as a repository. The budget covers them all.
 
 The function in each module was picked as the original benchmark picks: among the top-level
 functions and methods of top-level classes that have a docstring, a body of 6-60 lines after it
@@ -30,7 +34,7 @@ import importlib.metadata
 import importlib.util
 import sysconfig
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ctxzip import Document
@@ -84,7 +88,9 @@ THIRD_PARTY_TASKS: tuple[tuple[str, str, str, str], ...] = (
     ("langchain-core", "1.8.3", "langchain_core/tools/base.py", "BaseTool.__getstate__"),
 )
 
-GROUPS = ("stdlib", "third-party")
+GROUPS = ("stdlib", "third-party", "repo")
+REPO_SIBLINGS = 3  # same-package modules the task module imports, in import order
+REPO_SIBLING_TOKENS = 25_000  # larger siblings are skipped
 HELD_OUT_PACKAGES = frozenset({"rich", "click", "httpx", "pydantic", "typer", "fastapi", "starlette"})
 
 
@@ -98,16 +104,25 @@ class CodeTask:
     instruction: str
     target: str
     version: str = ""
-    context_tokens: int = 0  # in cl100k
+    context_tokens: int = 0  # in cl100k, siblings included
     target_tokens: int = 0
+    siblings: list[tuple[str, str]] = field(default_factory=list)  # (path, text) of other modules given along
 
     @property
     def key(self) -> str:
-        return f"{self.path}:{self.function}"
+        return f"{self.group}:{self.path}:{self.function}"
 
     def document(self, hint: bool = True) -> Document:
         metadata = {"path": self.path, "cut": self.cut} if hint else {"path": self.path}
         return Document(self.context, id=self.path, metadata=metadata)
+
+    def documents(self, hint: bool = True) -> list[Document]:
+        """The task's module, then the sibling modules (a repository task)."""
+        return [self.document(hint)] + [Document(text, id=path, metadata={"path": path}) for path, text in self.siblings]
+
+    @property
+    def full_context(self) -> str:
+        return "\n\n".join([self.context] + [text for _, text in self.siblings])
 
 
 def find_function(tree: ast.Module, qualname: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
@@ -137,12 +152,49 @@ def cut_function(group: str, path: str, text: str, qualname: str, version: str =
                     "".join(lines[docstring.end_lineno: fn.end_lineno]).rstrip() + "\n", version)
 
 
-def _module_text(path: str) -> str:
+def _site(path: str) -> Path:
     top = path.split("/")[0]
     spec = importlib.util.find_spec(top)
     if spec is None or not spec.submodule_search_locations:
         raise LookupError(f"package {top} is not installed")
-    return (Path(spec.submodule_search_locations[0]).parent / path).read_text(encoding="utf-8")
+    return Path(spec.submodule_search_locations[0]).parent
+
+
+def _module_text(path: str) -> str:
+    return (_site(path) / path).read_text(encoding="utf-8")
+
+
+def sibling_modules(path: str, text: str, counter) -> list[tuple[str, str]]:
+    """Modules of the same package that `path` imports at top level (relative or absolute), in
+    import order, at most REPO_SIBLINGS of at most REPO_SIBLING_TOKENS tokens each."""
+    site, top = _site(path), path.split("/")[0]
+    package = path.split("/")[:-1]
+    found: list[str] = []
+    for node in ast.parse(text).body:
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+            elif node.module and node.module.split(".")[0] == top:
+                base = []
+            else:
+                continue
+            module = base + (node.module.split(".") if node.module else [])
+            names = ["/".join(module)] + ["/".join(module + [alias.name]) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name.replace(".", "/") for alias in node.names if alias.name.split(".")[0] == top]
+        for name in names:
+            for candidate in (f"{name}.py", f"{name}/__init__.py"):
+                if candidate != path and (site / candidate).is_file() and candidate not in found:
+                    found.append(candidate)
+    siblings = []
+    for candidate in found:
+        sibling_text = (site / candidate).read_text(encoding="utf-8")
+        if counter.count(sibling_text) <= REPO_SIBLING_TOKENS and sibling_text.strip():
+            siblings.append((candidate, sibling_text))
+        if len(siblings) >= REPO_SIBLINGS:
+            break
+    return siblings
 
 
 def build_group(group: str) -> list[CodeTask]:
@@ -156,15 +208,21 @@ def build_group(group: str) -> list[CodeTask]:
         for path, qualname in STDLIB_TASKS:
             text = (root / path).read_text(encoding="utf-8")
             tasks.append(cut_function(group, path, text, qualname, f"Python {STDLIB_VERSION}"))
-    elif group == "third-party":
+    elif group in ("third-party", "repo"):
         for distribution, version, path, qualname in THIRD_PARTY_TASKS:
             installed = importlib.metadata.version(distribution)
             if installed != version:
                 warnings.warn(f"{distribution} {installed} is installed; the task list was made with {version}")
-            tasks.append(cut_function(group, path, _module_text(path), qualname, f"{distribution} {installed}"))
+            text = _module_text(path)
+            task = cut_function(group, path, text, qualname, f"{distribution} {installed}")
+            if group == "repo":
+                task.siblings = sibling_modules(path, text, counter)
+                if not task.siblings:
+                    continue
+            tasks.append(task)
     else:
         raise ValueError(f"unknown task group {group!r}; choose from {GROUPS}")
     for task in tasks:
-        task.context_tokens = counter.count(task.context)
+        task.context_tokens = counter.count(task.full_context)
         task.target_tokens = counter.count(task.target)
     return tasks
