@@ -38,6 +38,7 @@ class RankWeights:
     lexical: float = 0.5  # relevance from shared words with the query (BM25, scaled to [0, 1])
     docstring: float = 0.15  # docstrings are prose: worth this share of their function's statements
     other: float = 0.05  # module-level statements that define nothing
+    rerank: float = 1.0  # relevance a causal LM's re-score adds (rank-normalised among the re-scored)
 
 
 @dataclass
@@ -49,7 +50,9 @@ class RankedUnits:
 
 
 def rank_units(documents: list[Document], units: CodeUnits, costs: np.ndarray, query: str | None,
-               weights: RankWeights = RankWeights()) -> RankedUnits:
+               weights: RankWeights = RankWeights(), rerank=None, rerank_top: int = 0) -> RankedUnits:
+    """Every unit in fill order. `rerank` (a `ChunkScorer`, e.g. the causal LM's perplexity drop)
+    re-scores the `rerank_top` most relevant functions in one call."""
     began = time.perf_counter()
     languages = [None if language == LINES else language for language in units.languages]
     graph = build_graph(documents, languages)
@@ -60,12 +63,15 @@ def rank_units(documents: list[Document], units: CodeUnits, costs: np.ndarray, q
         if gap is not None else np.zeros(len(graph))
     defined = _definitions_by_unit(units, graph)
     relevance = _function_relevance(documents, units, graph, gap, info, probability, weights)
+    forward = 0.0
+    if rerank is not None and rerank_top > 0 and units.n_chunks:
+        forward = _rerank(documents, units, relevance, info, rerank, rerank_top, weights.rerank)
     body_density = _body_density(documents, units, costs, relevance, weights)
     order = _greedy_order(units, costs, defined, probability, body_density, graph)
     priority = np.empty(len(units))
     priority[order] = np.arange(len(order), 0, -1, dtype=np.float64)
-    details = {"definitions": len(graph), "gap_inferred": bool(gap.inferred) if gap else None,
-               "graph_seconds": built - began, "rank_seconds": time.perf_counter() - built}
+    details = {"definitions": len(graph), "graph_seconds": built - began,
+               "rank_seconds": time.perf_counter() - built - forward, "forward_seconds": forward}
     return RankedUnits(order, priority, gap, details)
 
 
@@ -119,6 +125,22 @@ def _function_relevance(documents, units: CodeUnits, graph: CodeGraph, gap: Gap 
         if lexical.max() > 0:
             relevance += weights.lexical * lexical / lexical.max()
     return relevance
+
+
+def _rerank(documents, units: CodeUnits, relevance: np.ndarray, info: QueryInfo, scorer, top: int,
+            weight: float) -> float:
+    """Add the scorer's opinion of the `top` most relevant functions to their relevance; returns the
+    seconds spent in its forwards."""
+    candidates = np.flatnonzero(units.chunk_is_function)
+    candidates = candidates[np.lexsort((candidates, -relevance[candidates]))][:top]
+    if len(candidates) < 2:
+        return 0.0
+    texts = _chunk_texts(documents, units)
+    before = scorer.forward_seconds
+    scores = np.asarray(scorer.score([texts[c].strip() for c in candidates.tolist()], info.text), dtype=np.float64)
+    order = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
+    relevance[candidates] += weight * order / (len(candidates) - 1)
+    return scorer.forward_seconds - before
 
 
 def _chunk_texts(documents, units: CodeUnits) -> list[str]:
