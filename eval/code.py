@@ -38,7 +38,7 @@ from eval.report import RESULTS, markdown_table, write_results
 
 NLL_GROUPS = ("stdlib",)
 # On repository tasks (30k-50k tokens) the methods that run a causal LM over every chunk are left out.
-REPO_METHODS = frozenset({"nearest-end", "window", "random-functions", "code", "code-nohint", "code-lexical", "code-rerank"})
+REPO_METHODS = frozenset({"nearest-end", "window", "random-functions", "code", "code-nohint", "code-lexical", "code-rerank", "code-minilm"})
 DEFAULT_METHODS = "nearest-end,window,random-functions,previous-default,longcodezip-coarse,code,code-nohint"
 TARGETS = {"recall": 0.65, "nll_ratio": 1.05, "parses": 1.0, "seconds_per_20k": 5.0}
 

@@ -116,7 +116,8 @@ def make_methods(names: list[str]) -> dict[str, ScoringCompressor]:
         "longcodezip-coarse": LongCodeZipCoarse,
         "code": CodeCompressor,
         "code-nohint": lambda: WithoutGapHint(inner=CodeCompressor()),
-        "code-rerank": lambda: CodeCompressor(rerank_top=12),
+        "code-rerank": lambda: CodeCompressor(rerank="perplexity", rerank_top=12),
+        "code-minilm": lambda: CodeCompressor(rerank="similarity", rerank_top=10_000),
         "code-similarity": lambda: CodeCompressor(scorer="similarity"),
         "code-lexical": lambda: CodeCompressor(scorer="lexical"),
     }

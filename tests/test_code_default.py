@@ -193,7 +193,7 @@ def test_a_budget_too_small_for_any_unit_is_an_error():
         CodeCompressor().compress([Document(source, id=path)], query=QUERY, budget=Budget(tokens=1))
 
 
-@pytest.mark.parametrize("options", [{"scorer": "magic"}, {"rerank_top": -1}, {"rerank_top": 1.5}])
+@pytest.mark.parametrize("options", [{"scorer": "magic"}, {"rerank": "oracle"}, {"rerank_top": 1}, {"rerank_top": 2.5}])
 def test_bad_options(options):
     with pytest.raises(InvalidInputError):
         CodeCompressor(**options)
@@ -201,7 +201,7 @@ def test_bad_options(options):
 
 def test_the_language_model_rescores_only_the_top_functions(tiny_lm):
     path, source = SAMPLES["python"]
-    compressor = CodeCompressor(rerank_top=2, model=tiny_lm)
+    compressor = CodeCompressor(rerank="perplexity", rerank_top=2, model=tiny_lm)
     scorer = compressor.get_scorer("perplexity")
     seen = []
     original = scorer.score

@@ -25,6 +25,7 @@ from ctxzip.code_analysis.relevance import definition_features, nearest_definiti
 from ctxzip.document import Document
 
 PLACEHOLDER_TOKENS = 3  # what eliding a kept header's body adds ("\n    ...")
+_HEAD_CHARS = 1200  # a re-scoring model reads this much of each function (about 256 tokens)
 
 
 @dataclass
@@ -137,7 +138,8 @@ def _rerank(documents, units: CodeUnits, relevance: np.ndarray, info: QueryInfo,
         return 0.0
     texts = _chunk_texts(documents, units)
     before = scorer.forward_seconds
-    scores = np.asarray(scorer.score([texts[c].strip() for c in candidates.tolist()], info.text), dtype=np.float64)
+    heads = [texts[c].strip()[:_HEAD_CHARS] for c in candidates.tolist()]  # signature, docstring, first lines
+    scores = np.asarray(scorer.score(heads, info.text), dtype=np.float64)
     order = np.argsort(np.argsort(scores, kind="stable"), kind="stable")
     relevance[candidates] += weight * order / (len(candidates) - 1)
     return scorer.forward_seconds - before

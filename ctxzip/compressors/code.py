@@ -10,8 +10,8 @@ statements of each body, class members), builds the definition/reference graph o
 the query's code is to use each name: hops in the graph from the query and from the code around
 the gap, the enclosing class, file distance; a small logistic model) and by how much its function
 helps as example code (near the gap, used by the query's code, sharing its words). No model runs
-unless asked: `rerank_top=N` lets a causal LM re-score the N most relevant functions in one batched
-pass. The shared solver fills the budget with whole statements, keeps every statement with its
+unless asked: `rerank="perplexity"` lets a causal LM re-score the most relevant functions in one
+batched pass (`rerank="similarity"`: MiniLM). The shared solver fills the budget with whole statements, keeps every statement with its
 header and puts a language-correct placeholder (`...`) where a body is elided, so the output parses
 where the input did; placeholders are reported in `inserted`.
 
@@ -49,9 +49,12 @@ class CodeCompressor(ScoringCompressor):
     scorer: "graph" (default: the definition graph, no model) or the earlier plan's coarse score of
         functions: "perplexity" (query NLL drop under a causal LM, LongCodeZip), "similarity"
         (sentence embeddings) or "lexical" (shared identifiers).
-    rerank_top: with "graph", let the causal LM (`model`, SmolLM2 by default) re-score this many of
-        the most relevant functions in one batched pass (0 = no model at all).
-    rerank_weight: how much the LM's score (rank-normalised, 0..1) adds to a function's relevance.
+    rerank: with "graph", a model that re-scores the `rerank_top` most relevant functions in one
+        batched pass: "perplexity" (how much each lowers the query's NLL under a causal LM, SmolLM2
+        unless `model` says otherwise) or "similarity" (sentence embeddings, MiniLM). None (the
+        default): no model at all.
+    rerank_top: how many functions the model re-scores.
+    rerank_weight: how much its score (rank-normalised to 0..1) adds to a function's relevance.
     fine_scorer: the earlier plan's score of statements inside a function, same choices.
     model: the LM or encoder of the scorer (default SmolLM2 for perplexity, MiniLM for similarity).
     language: force one grammar for every document (else from metadata "language"/"path", the id's
@@ -62,7 +65,8 @@ class CodeCompressor(ScoringCompressor):
     """
 
     scorer: str = "graph"
-    rerank_top: int = 0
+    rerank: str | None = None
+    rerank_top: int = 16
     rerank_weight: float = 1.0
     fine_scorer: str = "lexical"
     model: str | None = None
@@ -89,10 +93,13 @@ class CodeCompressor(ScoringCompressor):
             raise InvalidInputError(f"skeleton_share must be in [0, 1], got {self.skeleton_share}")
         if self.overselect < 1.0 or self.spread < 0.0:
             raise InvalidInputError("overselect must be >= 1 and spread >= 0")
-        if isinstance(self.rerank_top, bool) or not isinstance(self.rerank_top, int) or self.rerank_top < 0:
-            raise InvalidInputError(f"rerank_top must be an integer >= 0, got {self.rerank_top!r}")
+        if self.rerank not in (None, "perplexity", "similarity"):
+            raise InvalidInputError(f"rerank must be None, 'perplexity' or 'similarity', got {self.rerank!r}")
+        if isinstance(self.rerank_top, bool) or not isinstance(self.rerank_top, int) or self.rerank_top < 2:
+            raise InvalidInputError(f"rerank_top must be an integer >= 2, got {self.rerank_top!r}")
         if self.scorer == "graph":
-            self.model_name = (self.model or "smollm2") if self.rerank_top else None
+            default = {"perplexity": "smollm2", "similarity": "minilm"}.get(self.rerank)
+            self.model_name = (self.model or default) if self.rerank else None
         else:
             self.model_name = self.model or {"perplexity": "smollm2", "similarity": "minilm"}.get(self.scorer)
 
@@ -105,7 +112,7 @@ class CodeCompressor(ScoringCompressor):
         if name not in self._scorers:
             options = {"max_chunk_tokens": self.max_chunk_tokens, "max_query_tokens": self.max_query_tokens,
                        "batch_tokens": self.batch_tokens} if name == "perplexity" else {}
-            own_model = name == self.scorer or (self.scorer == "graph" and name == "perplexity")
+            own_model = name == (self.rerank if self.scorer == "graph" else self.scorer)
             self._scorers[name] = make_scorer(name, self.model if own_model else None, self.device, **options)
         return self._scorers[name]
 
@@ -122,7 +129,7 @@ class CodeCompressor(ScoringCompressor):
         units = chunk_documents(documents, self.language)
         costs = unit_costs(documents, units, request.counter)
         parsed = time.perf_counter()
-        rerank = self.get_scorer("perplexity") if self.rerank_top and query and query.strip() else None
+        rerank = self.get_scorer(self.rerank) if self.rerank and query and query.strip() else None
         ranked = rank_units(documents, units, costs, query, RankWeights(rerank=self.rerank_weight),
                             rerank=rerank, rerank_top=self.rerank_top)
         details = dict(ranked.details)
