@@ -188,7 +188,7 @@ def run(groups: list[str], names: list[str], ratio: float, log_path, nll_groups=
     for number, task in enumerate(tasks):
         full_defined = defined_names(task.full_context)
         with_nll = task.group in nll_groups
-        for name in ["full", "empty"] + [m for m in methods if task.group != "repo" or m in REPO_METHODS]:
+        for name in ["full", "empty"] + [m for m in methods if task.group != "repo" or m in REPO_METHODS or m.startswith("code:")]:
             if (task.key, name) in done:
                 rows.append(done[(task.key, name)])
                 continue

@@ -105,6 +105,15 @@ class WithoutGapHint(ScoringCompressor):
         return self.inner.score_units(type(request)(**{**request.__dict__, "documents": documents}))
 
 
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return None if text == "None" else text
+
+
 def make_methods(names: list[str]) -> dict[str, ScoringCompressor]:
     from ctxzip.compressors.code import CodeCompressor
 
@@ -123,6 +132,11 @@ def make_methods(names: list[str]) -> dict[str, ScoringCompressor]:
     }
     methods = {}
     for name in names:
+        if ":" in name:  # "code:option=value+option=value": the code compressor with options (sweeps)
+            base, _, options = name.partition(":")
+            values = dict(item.split("=", 1) for item in options.split("+"))
+            methods[name] = CodeCompressor(**{k: _value(v) for k, v in values.items()}) if base == "code" else None
+            continue
         if name not in makers:
             raise SystemExit(f"unknown method {name!r}; choose from {', '.join(makers)}")
         try:

@@ -54,7 +54,7 @@ def task_rows(path: str, text: str, qualname: str) -> tuple[np.ndarray, np.ndarr
     graph = build_graph([document], ["python"])
     query = analyse_query(task.instruction)
     gap = locate_gap([document], graph, query)
-    features = definition_features(graph, gap, query, [len(task.context)])
+    features = definition_features(graph, gap, query, [task.context])
     used = set(_NAME.findall(task.target))
     labels = np.array([d.name in used for d in graph.definitions], dtype=bool)
     return features, labels

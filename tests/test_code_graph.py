@@ -151,7 +151,7 @@ def test_features_and_probabilities_have_one_row_per_definition():
     document = Document(MODULE, id="store.py", metadata={"cut": MODULE.index("    def drop")})
     graph = build_graph([document], ["python"])
     query = analyse_query('    def save(self, name):\n        """Write an item to self.path."""')
-    features = definition_features(graph, locate_gap([document], graph, query), query, [len(MODULE)])
+    features = definition_features(graph, locate_gap([document], graph, query), query, [MODULE])
     assert features.shape == (len(graph), len(FEATURES))
     p = use_probability(features)
     assert np.all((p > 0) & (p < 1))

@@ -60,7 +60,7 @@ def rank_units(documents: list[Document], units: CodeUnits, costs: np.ndarray, q
     info = analyse_query(query)
     gap = locate_gap(documents, graph, info) if len(documents) else None
     built = time.perf_counter()
-    probability = use_probability(definition_features(graph, gap, info, [len(d.text) for d in documents])) \
+    probability = use_probability(definition_features(graph, gap, info, [d.text for d in documents])) \
         if gap is not None else np.zeros(len(graph))
     defined = _definitions_by_unit(units, graph)
     relevance = _function_relevance(documents, units, graph, gap, info, probability, weights)

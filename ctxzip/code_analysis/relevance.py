@@ -13,9 +13,11 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import regex
 
 from ctxzip.code_analysis.chunk_scorers import identifiers
 from ctxzip.code_analysis.gap import Gap
@@ -25,9 +27,11 @@ from ctxzip.code_analysis.query import QueryInfo
 FEATURES = (
     "in_query", "query_words", "query_hops", "local_hops", "near_uses", "near_uses_log", "class_member",
     "class_uses", "popularity", "use_share", "file_distance", "before_gap", "same_document", "module_read",
-    "private", "dunder", "constant",
+    "private", "dunder", "constant", "mentions", "mentions_near_gap", "name_length",
 ) + tuple(f"kind_{kind}" for kind in KINDS)
 NEAREST = 8  # definitions around the gap that count as "the code around it"
+NEAR_GAP_CHARS = 1500  # the text either side of the gap whose words count as "mentioned near it"
+_WORD = regex.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODEL = Path(__file__).with_name("name_model.json")
 
 
@@ -57,8 +61,8 @@ def query_seeds(graph: CodeGraph, gap: Gap, query: QueryInfo) -> dict[int, float
     return seeds
 
 
-def definition_features(graph: CodeGraph, gap: Gap, query: QueryInfo, doc_lengths: list[int]) -> np.ndarray:
-    """One row of FEATURES per definition."""
+def definition_features(graph: CodeGraph, gap: Gap, query: QueryInfo, texts: list[str]) -> np.ndarray:
+    """One row of FEATURES per definition (`texts`: the documents' texts)."""
     n = len(graph)
     rows = np.zeros((n, len(FEATURES)))
     if not n:
@@ -86,7 +90,10 @@ def definition_features(graph: CodeGraph, gap: Gap, query: QueryInfo, doc_length
     functions = sum(1 for d in graph.definitions if d.kind in (FUNCTION, METHOD)) or 1
     query_words = {w.lower() for w in query.words}
     module_reads = graph.module_reads
-    gap_length = max(doc_lengths[gap.doc] if gap.doc < len(doc_lengths) else 1, 1)
+    gap_text = texts[gap.doc] if gap.doc < len(texts) else ""
+    gap_length = max(len(gap_text), 1)
+    mentions = [Counter(_WORD.findall(text)) for text in texts]  # names as words: locals and `obj.x` too
+    near_gap = Counter(_WORD.findall(gap_text[max(0, gap.offset - NEAR_GAP_CHARS):gap.offset + NEAR_GAP_CHARS]))
     for d, definition in enumerate(graph.definitions):
         row = rows[d]
         name = definition.name
@@ -110,6 +117,9 @@ def definition_features(graph: CodeGraph, gap: Gap, query: QueryInfo, doc_length
         row[column["private"]] = float(name.startswith("_") and not name.endswith("__"))
         row[column["dunder"]] = float(name.startswith("__") and name.endswith("__"))
         row[column["constant"]] = float(name.isupper())
+        row[column["mentions"]] = math.log1p(mentions[definition.doc][name]) if definition.doc < len(mentions) else 0.0
+        row[column["mentions_near_gap"]] = math.log1p(near_gap[name])
+        row[column["name_length"]] = math.log(max(len(name), 1))
         row[column[f"kind_{definition.kind}"]] = 1.0
     return rows
 

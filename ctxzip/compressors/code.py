@@ -55,6 +55,9 @@ class CodeCompressor(ScoringCompressor):
         default): no model at all.
     rerank_top: how many functions the model re-scores.
     rerank_weight: how much its score (rank-normalised to 0..1) adds to a function's relevance.
+    example_weight: what a token of the most relevant function's body is worth, in names the query's
+        code will use: lower keeps more definitions (signatures, constants, `self.` attributes),
+        higher more example code around the gap.
     fine_scorer: the earlier plan's score of statements inside a function, same choices.
     model: the LM or encoder of the scorer (default SmolLM2 for perplexity, MiniLM for similarity).
     language: force one grammar for every document (else from metadata "language"/"path", the id's
@@ -68,6 +71,7 @@ class CodeCompressor(ScoringCompressor):
     rerank: str | None = None
     rerank_top: int = 16
     rerank_weight: float = 1.0
+    example_weight: float = 0.02
     fine_scorer: str = "lexical"
     model: str | None = None
     device: str = "auto"
@@ -93,6 +97,8 @@ class CodeCompressor(ScoringCompressor):
             raise InvalidInputError(f"skeleton_share must be in [0, 1], got {self.skeleton_share}")
         if self.overselect < 1.0 or self.spread < 0.0:
             raise InvalidInputError("overselect must be >= 1 and spread >= 0")
+        if not self.example_weight >= 0:
+            raise InvalidInputError(f"example_weight must be >= 0, got {self.example_weight!r}")
         if self.rerank not in (None, "perplexity", "similarity"):
             raise InvalidInputError(f"rerank must be None, 'perplexity' or 'similarity', got {self.rerank!r}")
         if isinstance(self.rerank_top, bool) or not isinstance(self.rerank_top, int) or self.rerank_top < 2:
@@ -130,7 +136,8 @@ class CodeCompressor(ScoringCompressor):
         costs = unit_costs(documents, units, request.counter)
         parsed = time.perf_counter()
         rerank = self.get_scorer(self.rerank) if self.rerank and query and query.strip() else None
-        ranked = rank_units(documents, units, costs, query, RankWeights(rerank=self.rerank_weight),
+        weights = RankWeights(body=self.example_weight, rerank=self.rerank_weight)
+        ranked = rank_units(documents, units, costs, query, weights,
                             rerank=rerank, rerank_top=self.rerank_top)
         details = dict(ranked.details)
         timings = {"parse": parsed - began, "graph": details.pop("graph_seconds"), "rank": details.pop("rank_seconds"),
