@@ -193,7 +193,8 @@ def test_a_budget_too_small_for_any_unit_is_an_error():
         CodeCompressor().compress([Document(source, id=path)], query=QUERY, budget=Budget(tokens=1))
 
 
-@pytest.mark.parametrize("options", [{"scorer": "magic"}, {"rerank": "oracle"}, {"rerank_top": 1}, {"rerank_top": 2.5}])
+@pytest.mark.parametrize("options", [{"scorer": "magic"}, {"rerank": "oracle"}, {"rerank_top": 1}, {"rerank_top": 2.5},
+                                     {"example_weight": -1.0}])
 def test_bad_options(options):
     with pytest.raises(InvalidInputError):
         CodeCompressor(**options)
