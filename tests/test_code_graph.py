@@ -183,3 +183,27 @@ def test_rank_puts_headers_before_what_depends_on_them():
 def test_graph_of_odd_input_does_not_fail(text):
     graph = build_graph([Document(text, id="odd.py")], ["python"])
     assert len(graph.edges) == len(graph)
+
+
+def test_mutated_code_never_breaks_the_graph_or_the_compressor():
+    import random
+
+    from ctxzip import Budget
+    from ctxzip.compressors.code import CodeCompressor
+
+    rng = random.Random(0)
+    for _ in range(40):
+        chars = list(MODULE)
+        for _ in range(rng.randint(1, 20)):
+            at = rng.randrange(len(chars))
+            if rng.random() < 0.5:
+                del chars[at]
+            else:
+                chars.insert(at, rng.choice("():=,.\n \t'\"#@[]{}\\"))
+        text = "".join(chars)
+        graph = build_graph([Document(text, id="x.py")], ["python"])
+        assert len(graph.edges) == len(graph)
+        document = Document(text, id="x.py", metadata={"cut": rng.randrange(len(text))})
+        result = CodeCompressor().compress([document], query=rng.choice([None, "def f(self):", "LIMIT"]),
+                                           budget=Budget(ratio=0.4))
+        assert result.compressed_tokens <= result.budget_tokens

@@ -251,10 +251,9 @@ def _collect_python(graph: CodeGraph, doc: int, text: str, language: str) -> Cou
     first = len(graph.definitions)
     owns_reads: list[tuple[int, int, int]] = []  # (byte start, byte end, definition) collecting reads
 
-    def add(name: bytes, kind: str, node, name_node, owner: int, span_node=None, **extra) -> int:
-        span_node = span_node or node
+    def add(name: bytes, kind: str, node, name_node, owner: int, **extra) -> int:
         graph.definitions.append(Definition(
-            name.decode("utf-8", "replace"), kind, doc, to_char(span_node.start_byte), to_char(span_node.end_byte),
+            name.decode("utf-8", "replace"), kind, doc, to_char(node.start_byte), to_char(node.end_byte),
             to_char(name_node.start_byte), owner, **extra))
         graph.reads.append(Counter())
         return len(graph.definitions) - 1
@@ -289,6 +288,8 @@ def _collect_python(graph: CodeGraph, doc: int, text: str, language: str) -> Cou
             if kind == "decorated_definition":
                 definition = node.child_by_field_name("definition")
                 kind = definition.type if definition is not None else kind
+            if kind in ("function_definition", "class_definition") and definition.child_by_field_name("name") is None:
+                continue  # error recovery can leave a definition without its name
             if kind == "function_definition":
                 name = definition.child_by_field_name("name")
                 body = definition.child_by_field_name("body")
