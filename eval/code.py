@@ -40,6 +40,22 @@ NLL_GROUPS = ("stdlib",)
 # On repository tasks (30k-50k tokens) the methods that run a causal LM over every chunk are left out.
 REPO_METHODS = frozenset({"nearest-end", "window", "random-functions", "code", "code-nohint", "code-lexical", "code-rerank", "code-minilm"})
 DEFAULT_METHODS = "nearest-end,window,random-functions,previous-default,longcodezip-coarse,code,code-nohint"
+METHOD_NOTES = {
+    "nearest-end": "the lines nearest the end of each file",
+    "window": "the lines nearest the gap (a window centred on where the function was)",
+    "random-functions": "whole syntax chunks in random order",
+    "previous-default": "`CodeCompressor(scorer=\"perplexity\")`, the default before issue 17: functions ranked by "
+                        "SmolLM2 perplexity drop, knapsack over statements, skeleton",
+    "longcodezip-coarse": "LongCodeZip's coarse stage as the perplexity scorer computes it: whole chunks by "
+                          "SmolLM2 perplexity drop of the query",
+    "code": "`CodeCompressor()`: definition graph + gap + definition-use model, no model forwards",
+    "code-nohint": "`CodeCompressor()` without the gap's offset (inferred from the query's names)",
+    "code-rerank": "`CodeCompressor(rerank=\"perplexity\", rerank_top=12)`: SmolLM2 re-scores the 12 most relevant "
+                   "functions in one batched pass",
+    "code-minilm": "`CodeCompressor(rerank=\"similarity\")` on every function: MiniLM similarity to the query",
+    "code-similarity": "`CodeCompressor(scorer=\"similarity\")`: the earlier plan with MiniLM",
+    "code-lexical": "`CodeCompressor(scorer=\"lexical\")`: the earlier plan with BM25 over identifiers",
+}
 TARGETS = {"recall": 0.65, "nll_ratio": 1.05, "parses": 1.0, "seconds_per_20k": 5.0}
 
 # -- identifier recall ------------------------------------------------------------------------
@@ -265,7 +281,9 @@ def summarise(tasks: list[CodeTask], rows: list[Row], groups: list[str], methods
              "ratio of the hidden body's NLL under SmolLM2 given the compressed vs the full context (stdlib only); "
              "parses = share of outputs tree-sitter parses as Python; s/task = seconds to compress on this machine "
              "(model loads excluded); s/20k = the same per 20k context tokens; forward = share of that time in model "
-             "forwards (methods that report it).", ""]
+             "forwards (methods that report it).", "", "Methods:", ""] + [f"- `{m}`: {METHOD_NOTES.get(m.split(':')[0], '')}"
+                                                          + (f" ({m.split(':', 1)[1]})" if ":" in m else "")
+                                                          for m in methods] + [""]
     summaries: dict[str, dict[str, dict]] = {}
     for group in groups:
         group_rows = [r for r in rows if r.group == group]
