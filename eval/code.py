@@ -39,7 +39,8 @@ from eval.report import RESULTS, markdown_table, write_results
 NLL_GROUPS = ("stdlib",)
 # On repository tasks (30k-50k tokens) the methods that run a causal LM over every chunk are left out.
 REPO_METHODS = frozenset({"nearest-end", "window", "random-functions", "code", "code-nohint", "code-lexical", "code-rerank", "code-minilm"})
-DEFAULT_METHODS = "nearest-end,window,random-functions,previous-default,longcodezip-coarse,code,code-nohint"
+DEFAULT_METHODS = ("nearest-end,window,random-functions,previous-default,longcodezip-coarse,code,code-nohint,"
+                   "code-rerank,code-minilm")
 METHOD_NOTES = {
     "nearest-end": "the lines nearest the end of each file",
     "window": "the lines nearest the gap (a window centred on where the function was)",

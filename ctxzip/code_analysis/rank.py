@@ -33,7 +33,7 @@ class RankWeights:
     """How example code is valued next to definitions (value per token of a body statement is
     `body * relevance of its function`; a definition is worth its use probability)."""
 
-    body: float = 0.02
+    body: float = 0.01
     near: float = 1.0  # relevance of the k-th nearest function to the gap: near * 0.6**k
     used: float = 1.0  # relevance of a function the query's code probably calls: used * p
     lexical: float = 0.5  # relevance from shared words with the query (BM25, scaled to [0, 1])

@@ -71,7 +71,7 @@ class CodeCompressor(ScoringCompressor):
     rerank: str | None = None
     rerank_top: int = 16
     rerank_weight: float = 1.0
-    example_weight: float = 0.02
+    example_weight: float = 0.01
     fine_scorer: str = "lexical"
     model: str | None = None
     device: str = "auto"
