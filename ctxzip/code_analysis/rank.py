@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ctxzip.code_analysis.chunk_scorers import LexicalScorer
-from ctxzip.code_analysis.chunking import BODY, HEADER, IMPORT, LINES, MEMBER, STATEMENT, CodeUnits
+from ctxzip.code_analysis.chunking import BODY, HEADER, LINES, MEMBER, STATEMENT, CodeUnits
 from ctxzip.code_analysis.gap import Gap, locate_gap
 from ctxzip.code_analysis.graph import CLASS, FUNCTION, METHOD, CodeGraph, build_graph
 from ctxzip.code_analysis.query import QueryInfo, analyse_query
