@@ -6,7 +6,8 @@ Writes eval/results/scaling.md. Each (method, size) runs in a fresh process, so 
 memory (ru_maxrss) is its own and model loading is timed apart from compressing: the rate is input
 tokens / compress seconds, with the model already loaded by a small warm-up call. Prose methods get
 HotpotQA eval paragraphs in retrieval-like documents of ~150 tokens with a question; `code` gets
-Python standard-library modules with a function signature as the query. Budget: 1/3 of the input.
+Python standard-library modules with a function signature as the query; `json` one JSON array of
+records (HotpotQA paragraphs with ids and titles). Budget: 1/3 of the input.
 The target (issue "Hardening"): at 200k tokens, at least a third of the method's rate at 2k.
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from eval.report import markdown_table, write_results
 
 SIZES = (2_000, 20_000, 200_000)
-METHODS = ("truncate", "random", "extractive", "token", "perplexity", "code", "cascade")
+METHODS = ("truncate", "random", "extractive", "token", "perplexity", "code", "json", "cascade")
 
 
 @dataclass
@@ -54,6 +55,20 @@ def corpus(method: str, tokens: int):
             if total >= tokens:
                 break
         query = "def parse_header(line: str) -> dict:\n    \"\"\"Split a header line into its key and value.\"\"\""
+    elif method == "json":  # one JSON array of records, as an API or a tool returns it
+        import json
+
+        from eval.datasets import load_hotpotqa
+
+        records, query = [], None
+        for example in load_hotpotqa("eval"):
+            query = query or example.question
+            for paragraph in example.paragraphs:
+                records.append({"id": len(records), "title": paragraph.title, "text": paragraph.text})
+                total += counter.count(json.dumps(records[-1])) + 1
+            if total >= tokens:
+                break
+        return [Document(json.dumps(records), "records.json")], query  # not trimmed: it must stay JSON
     else:
         from eval.datasets import load_hotpotqa
 
