@@ -352,3 +352,26 @@ def test_sentence_units_split_where_blingfire_misses():
     units = [text[s:e].strip() for s, e in zip(starts, ends)]
     assert units == ["Mars is the fourth planet from the Sun.", "Mars has two moons.",
                      "Then J. K. Rowling met the U.S. Army."]
+
+
+@pytest.mark.parametrize("text", ["... !!! ???  ---", "the of and a to is. it was.", "😀😀 🎉🎉 😀. 🎉!",
+                                  "The. Of. And it. Was."])
+@pytest.mark.parametrize("query", ["the", "zebra", None])
+def test_bm25_falls_back_to_position_on_text_it_cannot_index(text, query):
+    """Issue 15: bm25s raised `max() arg is an empty sequence` on text with no indexable word."""
+    documents = [Document(text, "a"), Document(text + " " + text, "b")]
+    result = bm25().compress(documents, query=query, budget=Budget(tokens=6))
+    assert result.compressed_tokens <= 6
+    assert_traceable(result, documents) if result.text else None
+
+
+def test_position_scorer_ranks_earlier_sentences_first():
+    from ctxzip.relevance.base import ScoringTask
+    from ctxzip.relevance.position import PositionScorer
+
+    task = ScoringTask("q", ["a", "b", "c"], np.array([0, 0, 1]), np.array([0, 2, 0]), np.array([1, 3, 1]),
+                       ["a b", "c"], ["", ""])
+    scores = PositionScorer().score([task], ["q"], [None])[0]
+    assert scores.tolist() == [1.0, 0.5, 0.0]
+    result = ExtractiveCompressor(scorer="position", rounds=1).compress(PLANETS, query="bread", budget=Budget(tokens=12))
+    assert result.text.startswith("Mars is the fourth planet")
