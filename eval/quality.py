@@ -152,8 +152,8 @@ def overshoots_and_speed(records: list[dict], methods: list[str], sets: list[str
         rows.append([method, sum(r["over"] for r in mine), len(mine), *seconds])
     return ["## Budget overshoots and seconds per example", "",
             "Overshoots: outputs with more cl100k tokens than their budget (all sets and budgets). Seconds: the "
-            "1/3-budget call per example (scoring included; ExtractiveCompressor scores once for the three budgets "
-            "via `compress_budgets`, others score once and select per budget), 2 torch threads, under the heavy-job "
+            "1/3-budget call per example (scoring included; the three budgets share one scoring through "
+            "`compress_budgets`), 2 torch threads, under the heavy-job "
             "lock. Embedding caches (ctxzip's and LangChain's `CacheBackedEmbeddings`) are cleared whenever the "
             "documents change, so retrieved-passage examples are timed cold; the QMSum queries of one meeting "
             "(grouped) reuse the transcript's sentence embeddings after its first query, as repeated queries on "

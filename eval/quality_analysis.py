@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ctxzip.budget import Budget, get_token_counter
+from ctxzip.budget import get_token_counter
 from ctxzip.relevance.base import SentenceScorer
 from eval.devsets import DevExample, load_devset
-from eval.metrics import answer_recall, normalize_answer
+from eval.metrics import answer_recall
 from eval.quality import RATIO_NAMES, RATIOS, run_set, values_of
 from eval.quality_methods import DEFAULT_EXTRACTIVE, EXACT, TRUNCATION, Method, extractive, standard_methods
 from eval.report import markdown_table, write_results
@@ -126,14 +126,14 @@ def answer_rank(example: DevExample) -> int | None:
 
 
 def set_statistics(name: str, examples: list[DevExample], counter) -> list:
-    from ctxzip.compressors.extractive import _task
+    from ctxzip.compressors.extractive import sentence_task
     from ctxzip.redundancy import duplicate_mask
 
     tokens, exact, near, ranks = [], [], [], []
     gold_all, gold_some = [], []
     for ex in examples:
         tokens.append(counter.count("\n\n".join(d.text for d in ex.documents)))
-        task = _task(ex.documents, ex.question)
+        task = sentence_task(ex.documents, ex.question)
         order = -np.arange(len(task), dtype=np.float64)
         has = np.array([bool(s) for s in task.sentences])
         exact.append(float((duplicate_mask(task.sentences, order, 1.0) & has).mean()))
@@ -161,13 +161,15 @@ def set_statistics(name: str, examples: list[DevExample], counter) -> list:
 def budget_to_answer(example: DevExample, counter, compressor) -> tuple[float | None, float | None]:
     """(score order, input order): share of the context's tokens kept before the first answer
     sentence is in, sentences taken in that order after the compressor's de-dup."""
-    from ctxzip.compressors.extractive import _task
+    from ctxzip.compressors.extractive import sentence_task
     from ctxzip.redundancy import duplicate_mask
 
-    task = _task(example.documents, example.question)
+    task = sentence_task(example.documents, example.question)
     if not len(task):
         return None, None
-    scores = compressor.score_units(example.documents, example.question, counter).score
+    from ctxzip.compressors.base import make_request
+
+    scores = compressor.score_units(make_request(example.documents, example.question)).score
     texts = task.sentences
     costs = np.asarray(counter.count_many([t or " " for t in texts]), dtype=np.float64)
     total = costs.sum()

@@ -55,54 +55,28 @@ class Method:
         return self._compressor
 
     def run(self, documents: list[Document], query: str, budgets: list[Budget]) -> tuple[list[Output], float]:
-        """Outputs per budget and the seconds of the first (largest) budget's call, which includes scoring."""
+        """Outputs per budget and the seconds of the first (largest) budget's call, which includes scoring
+        (later budgets reuse the scores through `compress_budgets`)."""
         compressor = self.compressor
         if not self.budgeted:
             text = "\n\n".join(d.text for d in documents if d.text)
             return [Output(text, [Span(d.id, 0, len(d.text)) for d in documents if d.text])] * len(budgets), 0.0
-        if hasattr(compressor, "compress_budgets"):  # scores once for all budgets
-            results = compressor.compress_budgets(documents, query, budgets)
-            return [from_result(r) for r in results], float(results[0].timings.get("total", 0.0))
+        if hasattr(compressor, "compress_budgets"):  # scored once for all budgets (unless they depend on it)
+            try:
+                results = compressor.compress_budgets(documents, query, budgets)
+                return [from_result(r) for r in results], float(results[0].timings.get("total", 0.0))
+            except BudgetTooSmallError:
+                pass  # one budget too small: go budget by budget below
         outputs, seconds = [], 0.0
-        with ScoreMemo(compressor):
-            for k, budget in enumerate(budgets):
-                started = time.perf_counter()
-                try:
-                    outputs.append(from_result(compressor.compress(documents, query=query, budget=budget)))
-                except BudgetTooSmallError as error:  # counted as an empty output (recall 0)
-                    outputs.append(Output("", [], {"error": str(error)}))
-                if k == 0:
-                    seconds = time.perf_counter() - started
+        for k, budget in enumerate(budgets):
+            started = time.perf_counter()
+            try:
+                outputs.append(from_result(compressor.compress(documents, query=query, budget=budget)))
+            except BudgetTooSmallError as error:  # counted as an empty output (recall 0)
+                outputs.append(Output("", [], {"error": str(error)}))
+            if k == 0:
+                seconds = time.perf_counter() - started
         return outputs, seconds
-
-
-class ScoreMemo:
-    """Within one example, score once and select at every budget: `score_units` answers later calls
-    from the first (scores of these methods do not depend on the budget). Restored on exit."""
-
-    def __init__(self, compressor) -> None:
-        self.compressor = compressor
-
-    def __enter__(self):
-        original = getattr(type(self.compressor), "score_units", None)
-        if original is None or getattr(self.compressor, "budget_dependent_scores", False):
-            self.original = None
-            return self
-        self.original = original
-        stored: list = []
-        compressor = self.compressor
-
-        def memo(*args, **kwargs):
-            if not stored:
-                stored.append(original(compressor, *args, **kwargs))
-            return stored[0]
-
-        compressor.score_units = memo
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.original is not None:
-            del self.compressor.score_units
 
 
 _CACHE_CLEARERS: list[Callable[[], None]] = []

@@ -46,6 +46,8 @@ class ExtractiveCompressor(ScoringCompressor):
     order: "original" document order in the output, or "relevance" (best document first).
     min_score: selective augmentation; sentences whose score is below it are dropped,
         and when none passes the context comes back empty with `info["empty_context"] = True`.
+    ordered: the documents come ranked, best first (a retriever's output), so their order is evidence
+        the scorer may use; False when the order carries no information (shuffled, chronological).
     """
 
     scorer: str | SentenceScorer = "context"
@@ -64,6 +66,7 @@ class ExtractiveCompressor(ScoringCompressor):
     mmr_lambda: float = 0.7
     order: str = "original"
     min_score: float | None = None
+    ordered: bool = True
     protection: Protection = Protection()
     method = "extractive"
 
@@ -97,7 +100,7 @@ class ExtractiveCompressor(ScoringCompressor):
 
     def score_many(self, requests: list[Request]) -> list[Units]:
         """All requests' sentences go through the scorer together (shared batched forwards)."""
-        tasks = [sentence_task(r.documents, r.query or "") for r in requests]
+        tasks = [sentence_task(r.documents, r.query or "", self.ordered) for r in requests]
         scores, vectors = self._score(tasks)
         return [self._units(r, t, s, v) for r, t, s, v in zip(requests, tasks, scores, vectors)]
 
@@ -108,7 +111,7 @@ class ExtractiveCompressor(ScoringCompressor):
             np.maximum.at(doc_score, task.sentence_doc, score)
             if self.document_weight:
                 score = score + self.document_weight * doc_score[task.sentence_doc]
-        info = {"scorer": self._scorer.name, "rounds": self.rounds, "sentences": len(task),
+        info = {"scorer": self._scorer.name, "rounds": self.rounds, "sentences": len(task), "ordered": task.ordered,
                 "document_scores": {d.id: float(v) for d, v in zip(documents, doc_score.tolist())}}
         units = Units.build(task.sentence_doc, task.sentence_start, task.sentence_end, score, info=info)
         if self.mmr and len(task):
@@ -153,9 +156,9 @@ class ExtractiveCompressor(ScoringCompressor):
         return scores, vectors
 
 
-def sentence_task(documents: list[Document], query: str) -> ScoringTask:
+def sentence_task(documents: list[Document], query: str, ordered: bool = True) -> ScoringTask:
     """Sentence units of all documents; scorers see each sentence without its surrounding whitespace."""
     doc, start, end = split_documents(documents, "sentence")
     texts = [documents[d].text[s:e].strip() for d, s, e in zip(doc.tolist(), start.tolist(), end.tolist())]
     titles = [str(d.metadata.get("title", "")) for d in documents]
-    return ScoringTask(query, texts, doc, start, end, [d.text for d in documents], titles)
+    return ScoringTask(query, texts, doc, start, end, [d.text for d in documents], titles, ordered)

@@ -21,6 +21,7 @@ from ctxzip.models import shipped_weights
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
 from ctxzip.relevance.bi_encoder import BiEncoderScorer
 from ctxzip.relevance.bm25 import BM25Scorer
+from ctxzip.relevance.context_features import N_EXTRA_FEATURES, extra_features
 from ctxzip.scores import minmax, ranks
 
 SHIPPED_HEAD = shipped_weights("sentence-context-head-v1") / "head.npz"
@@ -42,8 +43,8 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def sentence_features(task: ScoringTask, vectors: np.ndarray, query_vector: np.ndarray,
-                      bm25: np.ndarray) -> np.ndarray:
-    """(n_sentences, dim + N_SCALAR_FEATURES) features of one task."""
+                      bm25: np.ndarray, version: int = 1) -> np.ndarray:
+    """(n_sentences, dim + N_SCALAR_FEATURES [+ N_EXTRA_FEATURES for version 2]) features of one task."""
     n = len(task)
     doc = task.sentence_doc
     n_docs = len(task.doc_texts)
@@ -63,7 +64,14 @@ def sentence_features(task: ScoringTask, vectors: np.ndarray, query_vector: np.n
         position == 0, position == 1, np.minimum(position, 6) / 6, _ranks(cosine), doc_rank,
         bm25_scaled, bm25_doc_max[doc], cosine - cosine.max(),
     ], axis=1).astype(np.float32)
-    return np.concatenate([vectors * query_vector[None, :], scalars], axis=1)
+    parts = [vectors * query_vector[None, :], scalars]
+    if version >= 2:
+        parts.append(extra_features(task, cosine, bm25_scaled))
+    return np.concatenate(parts, axis=1)
+
+
+def feature_count(version: int, dim: int = 384) -> int:
+    return dim + N_SCALAR_FEATURES + (N_EXTRA_FEATURES if version >= 2 else 0)
 
 
 @functools.lru_cache(maxsize=4)
@@ -73,6 +81,11 @@ def load_head(path: str | None) -> dict[str, np.ndarray]:
         raise ModelNotAvailableError(f"no context head at {path}; train one with `python -m ctxzip.train context`")
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
+
+
+def head_version(head: dict[str, np.ndarray]) -> int:
+    """Feature version a head was trained on (heads without the key are version 1)."""
+    return int(head["version"]) if "version" in head else 1
 
 
 def mlp_probabilities(head: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
@@ -100,17 +113,20 @@ class ContextHeadScorer(SentenceScorer):
     def prepare(self, tasks: list[ScoringTask]):
         return list(zip(self.encoder.prepare(tasks), self.lexical.prepare(tasks))) if tasks else []
 
-    def features(self, tasks, queries, prepared) -> list[np.ndarray]:
+    def features(self, tasks, queries, prepared, version: int | None = None) -> list[np.ndarray]:
+        version = head_version(load_head(self.head)) if version is None else version
         query_vectors = self.encoder.embed(list(queries))
         bm25 = self.lexical.score(tasks, queries, [p[1] for p in prepared])
         return [
-            sentence_features(task, p[0], q, b) if len(task) else np.zeros((0, 384 + N_SCALAR_FEATURES), np.float32)
+            sentence_features(task, p[0], q, b, version) if len(task)
+            else np.zeros((0, feature_count(version)), np.float32)
             for task, p, q, b in zip(tasks, prepared, query_vectors, bm25)
         ]
 
     def score(self, tasks, queries, prepared) -> list[np.ndarray]:
         head = load_head(self.head)
-        return [mlp_probabilities(head, f) if len(f) else np.zeros(0) for f in self.features(tasks, queries, prepared)]
+        return [mlp_probabilities(head, f) if len(f) else np.zeros(0)
+                for f in self.features(tasks, queries, prepared, head_version(head))]
 
     def sentence_vectors(self, prepared):
         return [p[0] for p in prepared]
