@@ -30,8 +30,8 @@ from ctxzip.budget import Budget, get_token_counter
 from ctxzip.document import Span
 from eval.devsets import SETS, DevExample, load_devset
 from eval.metrics import answer_recall, bootstrap_ci
-from eval.quality_methods import (DEFAULT_EXTRACTIVE, FULL, TRUNCATION, Method, Output, analysis_methods,
-                                  clear_caches, standard_methods)
+from eval.quality_methods import (DEFAULT_EXTRACTIVE, DEFAULT_TOKEN, FULL, RANDOM, TOKEN_WORDS, TRUNCATION, Method,
+                                  Output, analysis_methods, clear_caches, standard_methods)
 from eval.report import RESULTS, markdown_table, write_results
 
 RATIOS = (1 / 3, 1 / 6, 1 / 10)
@@ -122,11 +122,18 @@ def tables(records: list[dict], methods: list[str], sets: list[str]) -> list[str
     return lines
 
 
+COMPARISONS = [  # (challenger, baseline, budgets): the issue's targets
+    (DEFAULT_EXTRACTIVE, TRUNCATION, ("1/3", "1/6", "1/10")),
+    (DEFAULT_TOKEN, RANDOM, ("1/3",)),
+    (DEFAULT_TOKEN, TOKEN_WORDS, ("1/3", "1/6", "1/10")),
+]
+
+
 def comparison(records: list[dict], sets: list[str], challenger: str = DEFAULT_EXTRACTIVE,
-               baseline: str = TRUNCATION) -> tuple[list[str], list[str]]:
+               baseline: str = TRUNCATION, budgets=tuple(RATIO_NAMES.values())) -> tuple[list[str], list[str]]:
     """Markdown lines and printable lines: challenger minus baseline per set and budget."""
     rows, printed = [], []
-    for ratio in RATIO_NAMES.values():
+    for ratio in budgets:
         for s in sets:
             a, b = values_of(records, challenger, s, ratio), values_of(records, baseline, s, ratio)
             if not a or len(a) != len(b):
@@ -161,6 +168,34 @@ def overshoots_and_speed(records: list[dict], methods: list[str], sets: list[str
             markdown_table(["method", "overshoots", "outputs", *(f"s/example {s}" for s in sets)], rows), ""]
 
 
+def batched_speed(examples: list[DevExample], counter, labels: tuple[str, ...]) -> list[str]:
+    """Seconds per example for one `compress` call each against one `compress_many` call over all, both
+    cold (embedding caches cleared), budget 1/3, for the defaults."""
+    rows = []
+    methods = standard_methods()
+    for label in labels:
+        compressor = methods[label].compressor
+        items = [(ex.documents, ex.question) for ex in examples]
+        budgets = [example_budgets(ex, counter)[1][0] for ex in examples]
+        compressor.compress(*items[0], budget=budgets[0])  # model loads are not per-example work
+        clear_caches()
+        started = time.perf_counter()
+        for (documents, query), budget in zip(items, budgets):
+            compressor.compress(documents, query, budget)
+        single = (time.perf_counter() - started) / len(items)
+        clear_caches()
+        started = time.perf_counter()
+        compressor.compress_many(items, budgets)
+        batched = (time.perf_counter() - started) / len(items)
+        rows.append([label, len(items), f"{single:.3f}", f"{batched:.3f}", f"{single / batched:.2f}x"])
+        print("speed", rows[-1], flush=True)
+    return ["## One call per example against `compress_many`", "",
+            f"{len(examples)} hotpot-bm25 examples (10 passages, ~{np.mean([example_budgets(e, counter)[0] for e in examples]):.0f} "
+            "cl100k tokens each), budget 1/3, caches cleared before each run, 2 torch threads, under the heavy-job lock.", "",
+            markdown_table(["method", "examples", "s/example, one call each", "s/example, compress_many", "speed-up"], rows),
+            ""]
+
+
 def plot(records: list[dict], methods: list[str], sets: list[str], name: str) -> None:
     import matplotlib
 
@@ -192,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="", help="labels to run, separated by ';' (default: all standard)")
     parser.add_argument("--analysis", action="store_true", help="add the diagnostic variants")
     parser.add_argument("--name", default="quality")
+    parser.add_argument("--speed", type=int, default=30, help="hotpot-bm25 examples for the batching check (0: skip)")
     args = parser.parse_args(argv)
 
     import logging
@@ -205,9 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     methods = standard_methods()
     if args.analysis:
         methods.update(analysis_methods())
-    if args.methods:
-        wanted = [m.strip() for m in args.methods.split(";") if m.strip()]
-        methods = {k: methods[k] for k in wanted}
+    if args.methods:  # any standard or analysis method, by label
+        known = {**standard_methods(), **analysis_methods()}
+        methods = {k.strip(): known[k.strip()] for k in args.methods.split(";") if k.strip()}
     data = {s: load_devset(s, args.part, limit=args.n) for s in sets}
     records = []
     RECORDS.mkdir(parents=True, exist_ok=True)
@@ -225,11 +261,15 @@ def main(argv: list[str] | None = None) -> int:
              "(qmsum), mean [95% bootstrap interval]. Worst set and mean are over the sets' means. Sets and parts: "
              "`eval/devsets/__init__.py` and `docs/quality.md`.", ""]
     lines += tables(records, labels, sets)
-    if DEFAULT_EXTRACTIVE in methods and TRUNCATION in methods:
-        compared, printed = comparison(records, sets)
-        lines += compared
-        print("\n".join(printed))
+    for challenger, baseline, budgets in COMPARISONS:
+        if challenger in methods and baseline in methods:
+            compared, printed = comparison(records, sets, challenger, baseline, budgets)
+            lines += compared
+            print("\n".join(printed))
     lines += overshoots_and_speed(records, labels, sets)
+    if args.speed and "hotpot-bm25" in sets:
+        timed = [m for m in (DEFAULT_EXTRACTIVE, DEFAULT_TOKEN) if m in methods]
+        lines += batched_speed(load_devset("hotpot-bm25", args.part, limit=args.speed, seed=1), counter, tuple(timed))
     plot(records, labels, sets, args.name)
     lines += [f"![quality]({args.name}.png)", ""]
     print(write_results(args.name, "\n".join(lines)))

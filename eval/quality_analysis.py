@@ -141,7 +141,7 @@ def set_statistics(name: str, examples: list[DevExample], counter) -> list:
         if ex.metric == "answer":
             ranks.append(answer_rank(ex))
         if "gold_titles" in ex.meta:
-            gold_all.append(len(set(ex.meta["gold_titles"]) <= {d.metadata["title"] for d in ex.documents}))
+            gold_all.append(set(ex.meta["gold_titles"]) <= {d.metadata["title"] for d in ex.documents})
             gold_some.append(bool(ex.meta["gold_ranks"]))
     row = [name, len(examples), f"{np.mean([len(e.documents) for e in examples]):.1f}", f"{np.mean(tokens):.0f}",
            f"{np.mean(exact):.1%}", f"{np.mean(near):.1%}"]

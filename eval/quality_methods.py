@@ -15,6 +15,7 @@ case and punctuation ignored) and the shared budget solver.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -161,6 +162,12 @@ def token_default():
     return TokenClassifierCompressor()
 
 
+def token_word_level():
+    from ctxzip.compressors.token_classifier import TokenClassifierCompressor
+
+    return TokenClassifierCompressor(cascade=False, unit="word")
+
+
 def random_sentences():
     from ctxzip.compressors.random_select import RandomCompressor
 
@@ -169,6 +176,8 @@ def random_sentences():
 
 DEFAULT_EXTRACTIVE = "ExtractiveCompressor()"
 DEFAULT_TOKEN = "TokenClassifierCompressor() + query"
+TOKEN_WORDS = "TokenClassifierCompressor(cascade=False, unit='word') + query"
+RANDOM = "random sentences"
 TRUNCATION = "truncation after de-dup"
 FULL = "full context"
 
@@ -178,22 +187,47 @@ def standard_methods() -> dict[str, Method]:
     methods = [
         Method(DEFAULT_EXTRACTIVE, extractive()),
         Method(DEFAULT_TOKEN, token_default),
+        Method(TOKEN_WORDS, token_word_level),
         Method(TRUNCATION, lambda: extractive(scorer=_position(), rounds=1, duplicate_threshold=EXACT)()),
         Method("LangChain EmbeddingsFilter (MiniLM) after de-dup",
                lambda: extractive(scorer=LangChainEmbeddingsFilterScorer(), rounds=1, duplicate_threshold=EXACT)()),
         Method("BM25 sentences after de-dup", lambda: extractive(scorer=_plain_bm25(), rounds=1,
                                                                  duplicate_threshold=EXACT)()),
-        Method("random sentences", random_sentences),
+        Method(RANDOM, random_sentences),
         Method(FULL, lambda: None, budgeted=False),
     ]
     return {m.label: m for m in methods}
 
 
+def _v1_head():
+    from ctxzip.models import shipped_weights
+
+    return shipped_weights("sentence-context-head-v1") / "head.npz"
+
+
+def _head_with(**settings) -> str:
+    """A copy of the shipped head with other post-processing settings (for tuning them on dev parts)."""
+    from ctxzip.relevance.context_head import SHIPPED_HEAD
+
+    head = dict(np.load(SHIPPED_HEAD))
+    head.update({k: np.float32(v) for k, v in settings.items()})
+    name = "_".join(f"{k}{v}" for k, v in settings.items())
+    path = Path(__file__).resolve().parent / ".cache" / "heads" / f"head_{name}.npz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **head)
+    return str(path)
+
+
 def analysis_methods() -> dict[str, Method]:
     """Variants for finding out why truncation wins on retriever-ordered sets (`--analysis`)."""
     methods = [
-        Method("extractive, 1 round", extractive(rounds=1)),
+        Method("ExtractiveCompressor(rounds=1)", extractive(rounds=1)),
+        Method("ExtractiveCompressor(ordered=False)", extractive(ordered=False)),
+        Method("ExtractiveCompressor(scorer=context v1)", extractive(model=str(_v1_head()))),
         Method("extractive, no de-dup", extractive(deduplicate=False)),
+        *[Method(f"ExtractiveCompressor(smooth radius={r}, weight={w})",
+                 lambda r=r, w=w: extractive(model=_head_with(smooth_radius=r, smooth_weight=w))())
+          for r, w in ((2, 0.5), (4, 0.5), (4, 0.8), (8, 0.8))],
         Method("bi-encoder, 1 round, after de-dup", extractive(scorer="bi_encoder", rounds=1,
                                                                duplicate_threshold=EXACT)),
         Method("truncation, no de-dup", lambda: extractive(scorer=_position(), rounds=1, deduplicate=False)()),

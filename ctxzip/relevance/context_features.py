@@ -50,6 +50,8 @@ def window_mean(values: np.ndarray, doc: np.ndarray, radius: int) -> np.ndarray:
     count = np.zeros(n)
     for shift in range(-radius, radius + 1):
         lo, hi = max(0, -shift), min(n, n - shift)
+        if hi <= lo:
+            continue
         same = doc[lo:hi] == doc[lo + shift : hi + shift]
         total[lo:hi] += np.where(same, values[lo + shift : hi + shift], 0.0)
         count[lo:hi] += same

@@ -4,11 +4,11 @@ Sources (parts and retrieval in `eval.devsets`; HotpotQA distractor split in `ev
 
 | source | ordered | a sentence is positive when |
 |---|---|---|
-| hotpot-bm25, hotpot-minilm (open retrieval, rank order) | yes | it is a gold supporting sentence or contains the answer |
+| hotpot-bm25, hotpot-minilm (open retrieval, rank order) | yes | it contains the answer (1.0) or is a gold supporting sentence (0.7) |
 | hotpot-shuffled (open retrieval, passages shuffled) | no | same |
 | squad-chunks (overlapping chunks, rank order) | yes | it contains a gold answer |
 | qmsum (one transcript) | one document: no rank | at least half of it lies in gold turns |
-| hotpot-distractor (10 shuffled paragraphs) | no | it is a gold supporting sentence or contains the answer |
+| hotpot-distractor (10 shuffled paragraphs) | no | as hotpot-bm25 |
 
 Shuffled copies teach the unranked regime on the same passages, so `ordered=False` means "no rank
 evidence", not "HotpotQA distractor".
@@ -24,6 +24,9 @@ import numpy as np
 from ctxzip.document import Document
 from ctxzip.relevance.base import ScoringTask
 
+# Soft target of a supporting sentence without the answer: needed for the reasoning, but the answer
+# string (what the metric asks to keep) is in another sentence.
+SUPPORTING_TARGET = 0.7
 SOURCES = ("hotpot-bm25", "hotpot-minilm", "hotpot-shuffled", "squad-chunks", "qmsum", "hotpot-distractor")
 
 
@@ -84,7 +87,7 @@ def from_devset(example, source: str, ordered: bool, rng: random.Random | None =
     labels = answer_labels(task, example.answers)
     supporting = _spans_by_index(documents, example.meta.get("supporting_spans", []))
     if supporting:
-        labels = np.maximum(labels, overlap_labels(task, supporting))
+        labels = np.maximum(labels, SUPPORTING_TARGET * overlap_labels(task, supporting))
     return LabelledTask(source, task, labels, list(example.answers), [])
 
 
@@ -100,7 +103,7 @@ def hotpot_distractor(count: int, seed: int) -> list[LabelledTask]:
         documents = ex.documents()
         task = make_task(documents, ex.question, ordered=False)
         labels = np.maximum(answer_labels(task, [ex.answer]),
-                            overlap_labels(task, _spans_by_index(documents, ex.supporting_spans())))
+                            SUPPORTING_TARGET * overlap_labels(task, _spans_by_index(documents, ex.supporting_spans())))
         out.append(LabelledTask("hotpot-distractor", task, labels, [ex.answer], []))
         if len(out) >= count:
             break

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxzip.relevance.context_head import SHIPPED_HEAD, ContextHeadScorer, mlp_probabilities
+from ctxzip.relevance.context_head import SHIPPED_HEAD, ContextHeadScorer, mlp_probabilities, postprocess
 from ctxzip.train.context_data import SOURCES
 
 FEATURE_VERSION = 2
@@ -106,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     embeddings = Path(args.embeddings) if args.embeddings else None
     load_embeddings(embeddings)
     scorer = ContextHeadScorer(encoder=BiEncoderScorer(cache_size=10_000_000))
+    for begin in range(0, len(train) + len(dev), 512):  # embed everything first, and keep it on disk
+        scorer.encoder.prepare([item.task for item in (train + dev)[begin : begin + 512]])
+        if begin % 2048 == 0:
+            save_embeddings(embeddings)
+    save_embeddings(embeddings)
     train_features, owners = build_features(scorer, train, args.expand, rng)
     dev_features, _ = build_features(scorer, dev, 0.0, rng)
-    save_embeddings(embeddings)
     embed_seconds = time.perf_counter() - started
     print(f"features in {embed_seconds:.0f} s", flush=True)
 
@@ -162,6 +166,25 @@ def main(argv: list[str] | None = None) -> int:
         if value > best_value:
             best, best_value, best_table = head, value, table
 
+    # Smoothing in long documents and the fallback towards the rank prior: chosen on the dev parts, like the epoch.
+    probabilities = [mlp_probabilities(best, f) for f in dev_features]
+    selectable = selection_metric.selectable_masks(dev, probabilities)
+    search = []
+    for radius, smooth in ((0, 0.0), (3, 0.5), (6, 0.5), (12, 0.5), (12, 0.8), (25, 0.5), (25, 0.8), (50, 0.8)):
+        for weight in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8):
+            settings = {"smooth_radius": np.array(radius), "smooth_weight": np.array(smooth, np.float32),
+                        "prior_weight": np.array(weight, np.float32)}
+            scores = [postprocess(item.task, p, settings) for item, p in zip(dev, probabilities)]
+            table = selection_metric.report(dev, dev_prepared, scores, selectable)
+            mean_value, worst = selection_metric.summary(table)
+            search.append({"smooth_radius": radius, "smooth_weight": smooth, "prior_weight": weight,
+                           "dev_mean": round(mean_value, 4), "dev_worst": round(worst, 4), "table": table})
+            print(json.dumps({k: v for k, v in search[-1].items() if k != "table"}), flush=True)
+    chosen = max(search, key=lambda row: (row["dev_mean"] + row["dev_worst"]) / 2)
+    for key in ("smooth_radius", "smooth_weight", "prior_weight"):
+        best[key] = np.array(chosen[key], dtype=np.float32)
+    best_table = chosen["table"]
+
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     np.savez(output, **best)
@@ -176,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "hidden": args.hidden, "epochs": args.epochs, "dropout": args.dropout, "weight_decay": args.weight_decay,
         "seed": args.seed, "feature_seconds": round(embed_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1), "history": history,
+        "postprocess": {k: chosen[k] for k in ("smooth_radius", "smooth_weight", "prior_weight")},
+        "postprocess_search": [{k: v for k, v in row.items() if k != "table"} for row in search],
         "dev_selection_recall_head": best_table, "dev_selection_recall_cosine": cosine_table,
         "command": "python -m ctxzip.train context " + " ".join(argv or []),
     }
