@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test eval-baselines clean
+.PHONY: install demo test fuzz eval-baselines clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The fuzz tests with 25x the examples and fresh draws (minutes); prints what each entry point was given.
+fuzz: $(STAMP)
+	CTXZIP_FUZZ_SCALE=$${CTXZIP_FUZZ_SCALE:-25} HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -p no:cacheprovider \
+		tests/test_fuzz_*.py --hypothesis-show-statistics
 
 eval-baselines: $(STAMP)
 	$(PY) -m eval run --task hotpotqa --methods truncate,truncate:keep=both,random,random:unit=sentence --ratios 0.1,0.17,0.33 --limit 500 --name baselines

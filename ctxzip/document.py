@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -84,6 +85,18 @@ def rebuild(originals: list[Document], kept: list[Span], inserted: list[Inserted
     return {doc_id: "".join(text for _, _, text in sorted(items, key=lambda p: p[:2])) for doc_id, items in pieces.items()}
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_unicode(text: str, what: str) -> None:
+    """Refuse text with a lone surrogate (half of a UTF-16 pair): it cannot be encoded, tokenized or sent on."""
+    bad = _SURROGATE.search(text)
+    if bad is not None:
+        raise InvalidInputError(
+            f"{what} is not valid Unicode: a lone surrogate U+{ord(bad.group()):04X} at character {bad.start()}"
+        )
+
+
 DocumentsLike = str | Document | Iterable[str | Document | dict]
 
 
@@ -114,6 +127,7 @@ def as_documents(inputs: DocumentsLike) -> list[Document]:
             )
         if not isinstance(doc.text, str):
             raise InvalidInputError(f"document {position} text is {type(doc.text).__name__}, not str")
+        check_unicode(doc.text, f"document {position}")
         if doc.id is None:
             doc.id = str(position)
         doc.id = str(doc.id)

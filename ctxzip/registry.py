@@ -19,6 +19,7 @@ _METHODS: dict[str, str | type] = {
     "perplexity": "ctxzip.compressors.perplexity:PerplexityCompressor",
     "code": "ctxzip.compressors.code:CodeCompressor",
     "cascade": "ctxzip.compressors.pipeline:CascadeCompressor",
+    "json": "ctxzip.compressors.json_structured:JsonCompressor",
 }
 
 

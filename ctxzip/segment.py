@@ -33,7 +33,9 @@ _FENCE = regex.compile(r"(?ms)^[ \t]*(```|~~~)[^\n]*\n.*?^[ \t]*\1[^\n]*$")
 _CONTENT = regex.compile(r"[\p{L}\p{N}]")
 # A "sentence" longer than this (run-on text, minified data, no capitals after full stops) is cut at
 # clause ends, and a clause still longer at word starts, so no unit is too big for a budget.
-MAX_SENTENCE_CHARS = 1000
+MAX_SENTENCE_CHARS = 600
+MAX_WORD_CHARS = 100
+_DECORATION_CHARS = 120
 
 Spans = tuple[np.ndarray, np.ndarray]
 
@@ -50,6 +52,12 @@ def word_spans(text: str) -> Spans:
     if not matches:
         return np.array([0]), np.array([len(text)])
     spans = np.array(matches, dtype=np.int64)
+    long = np.flatnonzero(spans[:, 1] - spans[:, 0] > MAX_WORD_CHARS)
+    if len(long):  # a base64 blob or minified line is not one word: cut it so a budget can hold a piece
+        ends = spans[:, 1].tolist()
+        for i in long.tolist():
+            ends.extend(range(int(spans[i, 0]) + MAX_WORD_CHARS, int(spans[i, 1]), MAX_WORD_CHARS))
+        return cover(text, ends)
     return spans[:, 0], spans[:, 1]
 
 
@@ -112,8 +120,8 @@ def sentence_spans(text: str) -> Spans:
         content_starts = starts + leading
         for fence in fences:  # units whose content starts inside the fence join the unit where it begins
             keep[(content_starts > fence.start()) & (content_starts < fence.end())] = False
-    for i in range(1, len(starts)):
-        if keep[i] and not _CONTENT.search(text, int(starts[i]), int(ends[i])):
+    for i in range(1, len(starts)):  # short decoration (a table rule, `***`) joins the unit before
+        if keep[i] and ends[i] - starts[i] <= _DECORATION_CHARS and not _CONTENT.search(text, int(starts[i]), int(ends[i])):
             keep[i] = False
     first = np.flatnonzero(keep)
     if not len(first) or first[0] != 0:

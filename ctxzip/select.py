@@ -211,7 +211,6 @@ def select_under_budget(
 def _selectable(documents: list[Document], units: Units, options: SelectionOptions, info: dict) -> np.ndarray:
     """Units the solver may choose: the method's own mask, less repeats, weak documents and units under the floor."""
     selectable = np.ones(len(units), dtype=bool) if units.selectable is None else units.selectable.copy()
-    texts = None
     if options.deduplicate is not None and len(units) > 1:
         from ctxzip.redundancy import duplicate_mask
 

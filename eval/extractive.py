@@ -28,7 +28,7 @@ from ctxzip import Budget
 from ctxzip.budget import get_token_counter
 from ctxzip.compressors.extractive import ExtractiveCompressor
 from ctxzip.document import CompressionResult, Document, Span
-from ctxzip.errors import CtxzipError
+from ctxzip.errors import BudgetTooSmallError, CtxzipError
 from eval import datasets
 from eval.metrics import answer_recall, bootstrap_ci, supporting_recall, text_supporting_recall
 from eval.report import markdown_table, plot_quality_vs_ratio, write_results
@@ -58,7 +58,16 @@ def ours(**options) -> Callable:
     compressor = ExtractiveCompressor(**options)
 
     def run(documents, query, budgets):
-        return [from_result(r) for r in compressor.compress_budgets(documents, query, budgets)]
+        try:
+            return [from_result(r) for r in compressor.compress_budgets(documents, query, budgets)]
+        except BudgetTooSmallError:  # some budget holds no sentence: that one gets no context
+            outputs = []
+            for budget in budgets:
+                try:
+                    outputs.append(from_result(compressor.compress(documents, query, budget)))
+                except BudgetTooSmallError:
+                    outputs.append(Output("", [], 0))
+            return outputs
 
     run.compressor = compressor
     return run

@@ -49,3 +49,20 @@ def test_bench_and_budget(local_model, tmp_path):
     result = runner.invoke(app, ["encode", str(text), "-o", str(tmp_path / "x"), "--model", str(folder),
                                  "--budget-bytes", "10"])
     assert result.exit_code == 2 and "smallest KV level" in result.output
+
+
+def test_transform_levels_on_the_command_line(local_model, tmp_path):
+    from ctxzip.kv.calibrate import hadamard_transform
+
+    folder, text = local_model
+    transform = tmp_path / "tiny.npz"
+    hadamard_transform(3, 2, 16).save(transform)
+    out = tmp_path / "cache.czkv"
+    runner = CliRunner()
+    result = runner.invoke(app, ["encode", str(text), "-o", str(out), "--model", str(folder), "--level", "tc-good",
+                                 "--transform", str(transform)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["decode", str(out)])
+    assert result.exit_code == 2 and "needs KV transform" in result.output
+    result = runner.invoke(app, ["decode", str(out), "--transform", str(transform)])
+    assert result.exit_code == 0 and "level 7" in result.output, result.output

@@ -6,6 +6,7 @@ import torch
 from ctxzip import Budget
 from ctxzip.errors import BudgetTooSmallError, InvalidBudgetError
 from ctxzip.kv import LEVELS, KVBudget, KVCodec, KVFormatError, fp16_bytes
+from ctxzip.kv.levels import LEGACY_LEVELS
 from kv_models import layers_of, tiny_cache, tiny_config
 
 
@@ -21,7 +22,7 @@ def max_relative_error(original, decoded):
 def test_every_level_round_trips_and_the_model_continues(arch):
     model, ids, cache = tiny_cache(arch, tokens=40)
     errors = []
-    for level in LEVELS:
+    for level in LEGACY_LEVELS:  # transform levels: tests/test_kv_transform.py
         codec = KVCodec(level=level, chunk_size=16, config=model.config)
         decoded = codec.decode(codec.encode(cache))
         assert decoded.get_seq_length() == 40
@@ -77,7 +78,7 @@ def test_batch_of_two_round_trips():
 
 def test_lossy_levels_shrink_a_larger_cache():
     _, _, cache = tiny_cache(tokens=256)
-    sizes = [len(KVCodec(level=level).encode(cache)) for level in LEVELS]
+    sizes = [len(KVCodec(level=level).encode(cache)) for level in LEGACY_LEVELS]
     assert sizes[0] < fp16_bytes(cache) * 2  # fp32 lossless beats raw fp32
     assert all(a > b for a, b in zip(sizes[1:], sizes[2:]))
     assert sizes[-1] < fp16_bytes(cache) / 2

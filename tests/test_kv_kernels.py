@@ -52,3 +52,35 @@ def test_cpu_tensors_use_the_torch_reference():
     assert torch.equal(kernels.quantize(x, mean, step), quant.quantize(x, mean, step))
     q = quant.quantize(x, mean, step)
     assert torch.equal(kernels.undo_anchor_delta(kernels.anchor_delta(q, 4), 4), q)
+
+
+RANS_SCRIPT = textwrap.dedent("""
+    import numpy as np
+    from ctxzip.kv import KVFormatError, laplace, rans
+    from ctxzip.kv.rans_triton import triton_decode
+
+    rng = np.random.default_rng(0)
+    for lanes, n_segments, length in [(1, 3, 5), (8, 9, 37), (32, 4, 300)]:
+        index = rng.integers(5, 60, n_segments)
+        values = np.concatenate([np.round(rng.laplace(0, laplace.scale_of_index(i), length)) for i in index]).astype(np.int64)
+        values[1] = 77777
+        data = rans.encode(values, index, length, laplace.tables(), lanes=lanes)
+        reference, end = rans.decode(memoryview(data), 0, values.size, index, length, laplace.tables())
+        out, end2 = triton_decode(memoryview(data), 0, values.size, index, length, laplace.tables(), "cpu")
+        assert np.array_equal(out.numpy(), reference) and np.array_equal(reference, values) and end == end2
+        damaged = bytearray(data)
+        damaged[-1] ^= 4
+        try:
+            triton_decode(memoryview(bytes(damaged)), 0, values.size, index, length, laplace.tables(), "cpu")
+            raise SystemExit("damage not detected")
+        except KVFormatError:
+            pass
+    print("rans equal")
+""")
+
+
+def test_triton_rans_decoder_equals_the_numba_decoder_under_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    done = subprocess.run([sys.executable, "-c", RANS_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rans equal" in done.stdout

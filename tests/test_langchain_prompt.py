@@ -32,11 +32,23 @@ def test_system_prompt_and_final_question_stay_long_user_and_tool_contents_shrin
     out = compress(messages, budget=budget)
     assert total(out) <= budget
     assert out[0].content == LONG and out[2].content == "noted" and out[4].content == messages[4].content
-    assert len(out[1].content) < len(LONG) and len(out[3].content) < len(LONG)
+    # A user message that ended its turn (no question of its own to split off) was the question then:
+    # it is never rewritten later, so each turn's prompt stays the prefix of the next (prompt caches).
+    assert out[1].content == LONG
+    assert len(out[3].content) < len(LONG)
     assert out[3].tool_call_id == "t1" and isinstance(out[3], ToolMessage)
+    info = out[3].response_metadata["ctxzip"]
+    assert "".join(LONG[s:e] for s, e in info["kept"]) == out[3].content
+    assert info["compressed_tokens"] == COUNTER.count(out[3].content) and info["original_tokens"] == COUNTER.count(LONG)
+
+
+def test_a_user_message_with_context_and_question_has_only_its_context_compressed():
+    prompt = f"Context:\n{LONG}\n\nQuestion: What is topic 3 about?"
+    out = compress([SystemMessage("Be brief."), HumanMessage(prompt)], budget=120)
+    assert total(out) <= 120
+    assert out[1].content.startswith("Context:\n") and out[1].content.endswith("\n\nQuestion: What is topic 3 about?")
     info = out[1].response_metadata["ctxzip"]
-    assert "".join(LONG[s:e] for s, e in info["kept"]) == out[1].content
-    assert info["compressed_tokens"] == COUNTER.count(out[1].content) and info["original_tokens"] == COUNTER.count(LONG)
+    assert "".join(prompt[s:e] for s, e in info["kept"]) == out[1].content
 
 
 def test_short_contents_and_prompts_under_budget_pass_unchanged():

@@ -28,9 +28,11 @@ def test_defaults_take_long_user_and_tool_content_but_not_system_or_question():
                     {"role": "assistant", "content": LONG}, {"role": "tool", "content": LONG, "tool_call_id": "1"},
                     {"role": "user", "content": "short"}, {"role": "user", "content": LONG + " final?"})
     plan = plan_compression(chat, default_policy(), counter)
-    # Not the system prompt, the assistant, "short" (under min_tokens) or the final question.
-    assert [s.key for s in plan.segments] == ["1", "3"]
-    assert plan.query == LONG + " final?"
+    # Not the system prompt, the assistant, "short" (under min_tokens), nor the first user message: it
+    # ended its turn, so it was that turn's question and stays as it was sent (prompt caches). The
+    # final message is split: its context is compressed, its question ("... final?") is not.
+    assert [s.key for s in plan.segments] == ["3", "5#0"]
+    assert plan.segments[1].kind == "context" and plan.query.endswith("final?") and len(plan.query) < 100
     assert plan.original_tokens == sum(counter.count(m.content) for m in chat)
 
 

@@ -322,7 +322,7 @@ def test_request_time_limit_bounds_the_wait_but_not_a_running_stream(upstream):
 
 
 def test_long_prompt_is_planned_off_the_event_loop_and_compressed(client, upstream):
-    from ctxzip_service.app import INLINE_PLAN_CHARS
+    from ctxzip_service.gateway import INLINE_PLAN_CHARS
 
     context = CONTEXT * 4
     assert len(context) > INLINE_PLAN_CHARS

@@ -14,7 +14,8 @@ from tests.support.upstream import RecordingUpstream
 # The upstream is a real app behind an in-process transport, so forwarding never fails for network reasons.
 upstream_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=RecordingUpstream(record=False).app()))
 app = create_app(
-    ServiceSettings(upstream="http://upstream.test/v1", default_method="truncate", min_tokens=8, cache_size=64),
+    ServiceSettings(upstream="http://upstream.test/v1", anthropic_upstream="http://upstream.test/v1",
+                    default_method="truncate", min_tokens=8, cache_size=64),
     upstream_client=upstream_client,
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)

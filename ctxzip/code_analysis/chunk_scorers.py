@@ -8,9 +8,7 @@ batched forwards padded to similar lengths. `SimilarityScorer` uses sentence emb
 
 from __future__ import annotations
 
-import math
 import time
-from collections import Counter
 from typing import Protocol
 
 import numpy as np
@@ -142,26 +140,22 @@ def identifiers(text: str) -> list[str]:
 
 
 class LexicalScorer:
-    """BM25 over identifiers and their sub-words: the instruction's names, weighted by rarity."""
+    """BM25 (bm25s) over identifiers and their sub-words: the instruction's names, weighted by rarity."""
 
     name = "lexical"
     forward_seconds = 0.0
     k1, b = 1.2, 0.75
 
     def score(self, texts: list[str], query: str) -> np.ndarray:
-        if not texts:
-            return np.zeros(0)
-        query_words = set(identifiers(query))
-        bags = [Counter(identifiers(t)) for t in texts]
-        lengths = np.array([sum(bag.values()) for bag in bags], dtype=np.float64)
-        norm = self.k1 * (1 - self.b + self.b * lengths / max(lengths.mean(), 1.0))
-        frequency = Counter(w for bag in bags for w in bag.keys() if w in query_words)
-        n = len(texts)
-        idf = {w: math.log(1 + (n - f + 0.5) / (f + 0.5)) for w, f in frequency.items()}
-        return np.array([
-            sum(idf[w] * c * (self.k1 + 1) / (c + k) for w, c in bag.items() if w in idf)
-            for bag, k in zip(bags, norm.tolist())
-        ])
+        import bm25s
+
+        query_words = list(dict.fromkeys(identifiers(query)))
+        bags = [identifiers(t) for t in texts]
+        if not texts or not query_words or not any(bags):
+            return np.zeros(len(texts))  # nothing to match (bm25s cannot index an empty vocabulary)
+        index = bm25s.BM25(k1=self.k1, b=self.b)
+        index.index(bags, show_progress=False)
+        return np.asarray(index.get_scores(query_words), dtype=np.float64)
 
 
 SCORERS = {"perplexity": PerplexityDropScorer, "similarity": SimilarityScorer, "lexical": LexicalScorer}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ctxzip.code_analysis.languages import SNIFF_ORDER, SPECS, LanguageSpec, declared_language, get_parser
+from ctxzip.code_analysis.languages import SPECS, LanguageSpec, declared_language, get_parser, sniff_language
 from ctxzip.document import Document
 from ctxzip.segment import sentence_spans
 
@@ -26,7 +26,7 @@ LINES = "lines"  # the fallback's name in `CodeUnits.languages`
 
 _STATEMENT_GROUP_CHARS = 1200  # top-level statements are scored in groups about this long
 _BLOCK_LINES = 40  # fallback blocks longer than this are cut
-_LINE_CHARS = 500  # fallback lines longer than this are cut (minified code, data)
+_LINE_BYTES = 400  # fallback lines longer than this in UTF-8 are cut (minified code, data, emoji runs)
 REQUIRED_NODES = frozenset({"package_clause"})  # a Go file does not parse without it
 
 
@@ -220,11 +220,11 @@ def line_units(text: str) -> tuple[np.ndarray, list[int], list[int], list[int], 
             continue
         if block < 0 or lines_in_block >= _BLOCK_LINES:
             block, next_block, lines_in_block = next_block, next_block + 1, 0
-        # A long line is cut at its sentences (prose), then at _LINE_CHARS, so a unit fits a budget.
+        # A long line is cut at its sentences (prose), then into pieces of at most _LINE_BYTES, so a unit fits a budget.
         cuts = [0, *sentence_spans(stripped)[1][:-1].tolist(), len(stripped)] if len(stripped) > 80 else [0, len(stripped)]
         for a, b in zip(cuts[:-1], cuts[1:]):
-            for offset in range(a, b, _LINE_CHARS):
-                content.append((position + offset, position + min(b, offset + _LINE_CHARS)))
+            for piece_start, piece_end in _line_pieces(stripped[a:b]):
+                content.append((position + a + piece_start, position + a + piece_end))
                 chunk.append(block)
         lines_in_block += 1
         position += len(line)
@@ -233,6 +233,26 @@ def line_units(text: str) -> tuple[np.ndarray, list[int], list[int], list[int], 
     n_chunks = max(chunk) + 1
     n = len(content)
     return np.array(content, dtype=np.int64), [STATEMENT] * n, [-1] * n, chunk, [False] * n_chunks, [False] * n
+
+
+def _line_pieces(line: str) -> list[tuple[int, int]]:
+    """A long line in pieces of at most _LINE_BYTES UTF-8 bytes, cut after a space where there is one."""
+    if len(line) * 4 <= _LINE_BYTES or len(line.encode("utf-8", "surrogatepass")) <= _LINE_BYTES:
+        return [(0, len(line))]
+    pieces, start = [], 0
+    while start < len(line):
+        end, size = start, 0
+        while end < len(line) and size + len(line[end].encode("utf-8", "surrogatepass")) <= _LINE_BYTES:
+            size += len(line[end].encode("utf-8", "surrogatepass"))
+            end += 1
+        end = max(end, start + 1)
+        if end < len(line):
+            space = line.rfind(" ", start + 1, end)
+            if space > start + (end - start) // 2:
+                end = space
+        pieces.append((start, end))
+        start = end
+    return pieces
 
 
 def chunk_documents(documents: list[Document], language: str | None = None) -> CodeUnits:
@@ -287,4 +307,7 @@ def _candidate_languages(document: Document, forced: str | None) -> tuple[str, .
     declared, named = declared_language(document)
     if declared is not None:
         return (declared,)
-    return () if named else SNIFF_ORDER  # a named file type without a grammar goes straight to lines
+    if named:  # a named file type without a grammar (.json, .md, ...) goes straight to lines
+        return ()
+    sniffed = sniff_language(document.text)
+    return (sniffed,) if sniffed is not None else ()

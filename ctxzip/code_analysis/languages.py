@@ -104,8 +104,20 @@ EXTENSIONS = {
 }
 _ALIASES = {"py": "python", "js": "javascript", "ts": "typescript", "c++": "cpp", "golang": "go", "rs": "rust"}
 
-# Tried in this order when a document names no path or language; the first clean parse wins.
+# Tried in this order when a document names no path or language; the first clean parse that
+# looks like code wins.
 SNIFF_ORDER = ("python", "go", "java", "rust", "javascript", "typescript", "c", "cpp")
+
+# An expression statement made only of these is data or a word, not code: JSON parses as a Python
+# dictionary, one word as a Python name, a run of emoji as a JavaScript identifier.
+_DATA_NODES = frozenset({
+    "identifier", "dictionary", "list", "tuple", "set", "pair", "string", "concatenated_string", "string_start",
+    "string_content", "string_end", "escape_sequence", "integer", "float", "true", "false", "none", "null",
+    "object", "array", "number", "string_fragment", "template_string", "parenthesized_expression",
+    "unary_operator", "unary_expression", "comment", "subscript", "subscript_expression", "sequence_expression",
+    "expression_list",
+})
+_QUIET_NODES = frozenset({"comment", "line_comment", "block_comment"})
 
 
 def normalise_language(name: str) -> str:
@@ -129,6 +141,41 @@ def declared_language(document: Document) -> tuple[str | None, bool]:
         if isinstance(path, str) and PurePath(path).suffix:
             return language_for_path(path), True
     return None, False
+
+
+def looks_like_code(root) -> bool:
+    """Whether a clean parse holds code: some top-level node other than comments and expression
+    statements of literals or bare words."""
+    for child in root.named_children:
+        if child.type in _QUIET_NODES:
+            continue
+        if child.type != "expression_statement" or not _only_data(child):
+            return True
+    return False
+
+
+def _only_data(node) -> bool:
+    stack = list(node.named_children)
+    while stack:
+        current = stack.pop()
+        if current.type not in _DATA_NODES:
+            return False
+        stack.extend(current.named_children)
+    return True
+
+
+def sniff_language(text: str) -> str | None:
+    """The first grammar that parses `text` cleanly into something that looks like code, or None
+    (not code: data, prose, emoji), in which case the compressor works on lines."""
+    source = text.encode("utf-8", "surrogatepass")
+    for language in SNIFF_ORDER:
+        parser = get_parser(language)
+        if parser is None:
+            continue
+        root = parser.parse(source).root_node
+        if not root.has_error and looks_like_code(root):
+            return language
+    return None
 
 
 @functools.lru_cache(maxsize=None)

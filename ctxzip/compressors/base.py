@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from ctxzip.budget import Budget, TokenCounter, as_budget
-from ctxzip.document import CompressionResult, Document, DocumentsLike, Span, as_documents
+from ctxzip.document import CompressionResult, Document, DocumentsLike, Span, as_documents, check_unicode
 from ctxzip.errors import BudgetTooSmallError, InvalidInputError
 from ctxzip.protect import Protection, overlaps_protected
 from ctxzip.select import DOCUMENT_SEPARATOR, Selection, SelectionOptions, Units, select_under_budget
@@ -154,6 +154,8 @@ def make_request(inputs: DocumentsLike, query: str | None = None, budget: Budget
     documents = as_documents(inputs)
     if query is not None and not isinstance(query, str):
         raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+    if query:
+        check_unicode(query, "the query")
     counter = budget.counter
     original_tokens = counter.count(joined_text(documents))
     return Request(documents, query, budget, counter, original_tokens, budget.resolve(original_tokens), started)

@@ -1,11 +1,23 @@
-"""Code-aware compression, LongCodeZip-style: syntax-aware chunks, coarse ranking of functions by
-how much they help the instruction, a knapsack over statement blocks inside the kept functions,
-and a skeleton (imports, class headers, signatures, placeholders) for what is elided.
+"""Code-aware compression: know the code before scoring it, cheap first, expensive last.
 
-    CodeCompressor().compress([Document(src, id="pkg/mod.py")], query="def parse(...): ...", budget=Budget(ratio=0.25))
+    CodeCompressor().compress([Document(src, id="pkg/mod.py", metadata={"cut": 1234})],
+                              query="def parse(...): ...", budget=Budget(ratio=0.25))
 
-Elided bodies become placeholders through the shared solver's render hook (`code_analysis.render`):
-the result reports them in `inserted`, and the final string is counted in the budget's tokenizer.
+The default (`scorer="graph"`) cuts each file into tree-sitter units (imports, signatures, the
+statements of each body, class members), builds the definition/reference graph of all the files
+(imports between them are edges), finds where the query's code would stand (metadata "cut" or
+"gap", else inferred from the names it uses), and ranks every unit by what it defines (how likely
+the query's code is to use each name: hops in the graph from the query and from the code around
+the gap, the enclosing class, file distance; a small logistic model) and by how much its function
+helps as example code (near the gap, used by the query's code, sharing its words). No model runs
+unless asked: `rerank="perplexity"` lets a causal LM re-score the most relevant functions in one
+batched pass (`rerank="similarity"`: MiniLM). The shared solver fills the budget with whole statements, keeps every statement with its
+header and puts a language-correct placeholder (`...`) where a body is elided, so the output parses
+where the input did; placeholders are reported in `inserted`.
+
+`scorer="perplexity" | "similarity" | "lexical"` is the earlier LongCodeZip-style plan: functions
+ranked by how much they lower the query's NLL under a causal LM (or by embeddings, or shared
+identifiers), a knapsack over statements inside the kept ones, and a skeleton of signatures.
 """
 
 from __future__ import annotations
@@ -19,32 +31,47 @@ from ctxzip.code_analysis.chunk_scorers import ChunkScorer, identifiers, make_sc
 from ctxzip.code_analysis.chunking import CLOSE, HEADER, IMPORT, CodeUnits, chunk_documents
 from ctxzip.code_analysis.languages import normalise_language
 from ctxzip.code_analysis.plan import unit_priorities
+from ctxzip.code_analysis.rank import RankWeights, rank_units
 from ctxzip.code_analysis.render import as_units
 from ctxzip.compressors.base import Request, ScoringCompressor
 from ctxzip.document import Document
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.select import Units
+from ctxzip.select import Units, unit_costs
+
+SCORERS = ("graph", "perplexity", "similarity", "lexical")
 
 
 @dataclass
 class CodeCompressor(ScoringCompressor):
     """Options:
 
-    scorer: coarse score of functions: "perplexity" (instruction NLL drop under a causal LM,
-        LongCodeZip), "similarity" (sentence embeddings) or "lexical" (shared identifiers).
-    fine_scorer: score of statements inside a function, same choices; "lexical" costs no forward.
-    model: the scorer's model (default SmolLM2 for perplexity, MiniLM for similarity).
+    scorer: "graph" (default: the definition graph, no model) or the earlier plan's coarse score of
+        functions: "perplexity" (query NLL drop under a causal LM, LongCodeZip), "similarity"
+        (sentence embeddings) or "lexical" (shared identifiers).
+    rerank: with "graph", a model that re-scores the `rerank_top` most relevant functions in one
+        batched pass: "perplexity" (how much each lowers the query's NLL under a causal LM, SmolLM2
+        unless `model` says otherwise) or "similarity" (sentence embeddings, MiniLM). None (the
+        default): no model at all.
+    rerank_top: how many functions the model re-scores.
+    rerank_weight: how much its score (rank-normalised to 0..1) adds to a function's relevance.
+    example_weight: what a token of the most relevant function's body is worth, in names the query's
+        code will use: lower keeps more definitions (signatures, constants, `self.` attributes),
+        higher more example code around the gap.
+    fine_scorer: the earlier plan's score of statements inside a function, same choices.
+    model: the LM or encoder of the scorer (default SmolLM2 for perplexity, MiniLM for similarity).
     language: force one grammar for every document (else from metadata "language"/"path", the id's
-        extension, or the first grammar that parses the text cleanly).
-    skeleton_share: at most this share of the budget goes to signatures before bodies.
-    overselect: functions covering this multiple of the body budget get a share of it.
-    spread: how fast retention falls with the score gap to the best function (0 = all alike).
-    max_chunk_tokens / max_query_tokens: the perplexity scorer reads the head of each chunk and of the
-        instruction only (the signature and docstring carry most of the signal; forwards cost tokens).
+        extension, or the first grammar that parses the text cleanly into something code-like;
+        text that is not code is compressed by lines).
+    skeleton_share, overselect, spread: the earlier plan's budget split (see `code_analysis.plan`).
+    max_chunk_tokens / max_query_tokens: the LM reads the head of each function and of the query only.
     """
 
-    scorer: str = "perplexity"
+    scorer: str = "graph"
+    rerank: str | None = None
+    rerank_top: int = 16
+    rerank_weight: float = 1.0
+    example_weight: float = 0.01
     fine_scorer: str = "lexical"
     model: str | None = None
     device: str = "auto"
@@ -57,30 +84,76 @@ class CodeCompressor(ScoringCompressor):
     batch_tokens: int = 8192
     protection: Protection = Protection()
     method = "code"
-    scores_depend_on_budget = True  # the coarse-to-fine plan shares out the budget
     _scorers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.language is not None:
             self.language = normalise_language(self.language)
-        for name in (self.scorer, self.fine_scorer):
-            if name not in ("perplexity", "similarity", "lexical"):
-                raise InvalidInputError(f"unknown code scorer {name!r}; choose perplexity, similarity or lexical")
+        if self.scorer not in SCORERS:
+            raise InvalidInputError(f"unknown code scorer {self.scorer!r}; choose {', '.join(SCORERS)}")
+        if self.fine_scorer not in SCORERS[1:]:
+            raise InvalidInputError(f"unknown fine scorer {self.fine_scorer!r}; choose perplexity, similarity or lexical")
         if not 0.0 <= self.skeleton_share <= 1.0:
             raise InvalidInputError(f"skeleton_share must be in [0, 1], got {self.skeleton_share}")
         if self.overselect < 1.0 or self.spread < 0.0:
             raise InvalidInputError("overselect must be >= 1 and spread >= 0")
-        self.model_name = self.model or {"perplexity": "smollm2", "similarity": "minilm"}.get(self.scorer)
+        if not self.example_weight >= 0:
+            raise InvalidInputError(f"example_weight must be >= 0, got {self.example_weight!r}")
+        if self.rerank not in (None, "perplexity", "similarity"):
+            raise InvalidInputError(f"rerank must be None, 'perplexity' or 'similarity', got {self.rerank!r}")
+        if isinstance(self.rerank_top, bool) or not isinstance(self.rerank_top, int) or self.rerank_top < 2:
+            raise InvalidInputError(f"rerank_top must be an integer >= 2, got {self.rerank_top!r}")
+        if self.scorer == "graph":
+            default = {"perplexity": "smollm2", "similarity": "minilm"}.get(self.rerank)
+            self.model_name = (self.model or default) if self.rerank else None
+        else:
+            self.model_name = self.model or {"perplexity": "smollm2", "similarity": "minilm"}.get(self.scorer)
+
+    @property
+    def scores_depend_on_budget(self) -> bool:  # the earlier plan shares out the budget; the graph order does not
+        return self.scorer != "graph"
 
     def get_scorer(self, name: str) -> ChunkScorer:
         """One scorer per name, kept with the compressor (its model is cached process-wide)."""
         if name not in self._scorers:
             options = {"max_chunk_tokens": self.max_chunk_tokens, "max_query_tokens": self.max_query_tokens,
                        "batch_tokens": self.batch_tokens} if name == "perplexity" else {}
-            self._scorers[name] = make_scorer(name, self.model if name == self.scorer else None, self.device, **options)
+            own_model = name == (self.rerank if self.scorer == "graph" else self.scorer)
+            self._scorers[name] = make_scorer(name, self.model if own_model else None, self.device, **options)
         return self._scorers[name]
 
-    # -- scoring ----------------------------------------------------------------------------
+    def score_units(self, request: Request) -> Units:
+        if self.scorer == "graph":
+            return self._graph_units(request)
+        return self._plan_units(request)
+
+    # -- the graph ranking ------------------------------------------------------------------
+
+    def _graph_units(self, request: Request) -> Units:
+        began = time.perf_counter()
+        documents, query = request.documents, request.query
+        units = chunk_documents(documents, self.language)
+        costs = unit_costs(documents, units, request.counter)
+        parsed = time.perf_counter()
+        rerank = self.get_scorer(self.rerank) if self.rerank and query and query.strip() else None
+        weights = RankWeights(body=self.example_weight, rerank=self.rerank_weight)
+        ranked = rank_units(documents, units, costs, query, weights,
+                            rerank=rerank, rerank_top=self.rerank_top)
+        details = dict(ranked.details)
+        timings = {"parse": parsed - began, "graph": details.pop("graph_seconds"), "rank": details.pop("rank_seconds"),
+                   "forward": details.pop("forward_seconds")}
+        gap = ranked.gap
+        info = {
+            **details,
+            "timings": timings,
+            "languages": {d.id: language for d, language in zip(documents, units.languages)},
+            "scorer": "graph",
+            "gap": None if gap is None else {"document": documents[gap.doc].id, "offset": gap.offset,
+                                             "inferred": gap.inferred},
+        }
+        return as_units(documents, units, ranked.priority, info)
+
+    # -- the earlier plan (LongCodeZip-style) --------------------------------------------------
 
     def plan(self, documents: list[Document], query: str | None, counter, budget: int):
         """Chunk, score and prioritise: (units, costs, priority, details)."""
@@ -117,7 +190,7 @@ class CodeCompressor(ScoringCompressor):
                        score_seconds=scored - parsed, forward_seconds=forward)
         return units, costs, priority, details
 
-    def score_units(self, request: Request) -> Units:
+    def _plan_units(self, request: Request) -> Units:
         documents, query = request.documents, request.query
         units, _, priority, details = self.plan(documents, query, request.counter, request.target)
         timings = {key: details.pop(f"{key}_seconds") for key in ("parse", "score", "forward")}

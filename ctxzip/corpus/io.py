@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,14 +44,14 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def _open_text(path: Path, fmt: str):
-    if fmt == "jsonl.gz":
-        return gzip.open(path, "rt", encoding="utf-8", newline="\n")
-    return open(path, encoding="utf-8", newline="\n")
+def _open_bytes(path: Path, fmt: str):
+    return gzip.open(path, "rb") if fmt == "jsonl.gz" else open(path, "rb")
 
 
-def iter_raw_records(path: Path, fmt: str) -> Iterator[str | dict]:
-    """Records in file order: JSONL lines (blank lines skipped) or Parquet rows, in constant memory."""
+def iter_raw_records(path: Path, fmt: str) -> Iterator[bytes | dict]:
+    """Records in file order: JSONL lines as bytes (blank lines skipped) or Parquet rows, in constant
+    memory. Lines are decoded one by one in `parse_record`, so a line that is not UTF-8 is one bad
+    record, not the end of the job."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -58,11 +59,11 @@ def iter_raw_records(path: Path, fmt: str) -> Iterator[str | dict]:
             yield from batch.to_pylist()
         return
     try:
-        with _open_text(path, fmt) as lines:
+        with _open_bytes(path, fmt) as lines:
             for line in lines:
                 if line.strip():
                     yield line
-    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise InvalidInputError(f"{path} cannot be read as {fmt}: {exc}") from exc
 
 
@@ -82,14 +83,21 @@ class BadRecord:
     reason: str
 
 
-def parse_record(raw: str | dict) -> dict | BadRecord:
+def parse_record(raw: str | bytes | dict) -> dict | BadRecord:
     """A JSONL line (or a Parquet row) as a dict, or the reason it is not a record."""
     if isinstance(raw, dict):
         return raw
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return BadRecord(f"not UTF-8 text: byte {exc.start} is {raw[exc.start:exc.start + 1]!r}")
     try:
         record = json.loads(raw)
     except json.JSONDecodeError as exc:
         return BadRecord(f"not valid JSON: {exc.msg} at column {exc.colno}")
+    except RecursionError:
+        return BadRecord("not valid JSON: nested too deeply")
     if not isinstance(record, dict):
         return BadRecord(f"a record must be a JSON object, got {type(record).__name__}")
     return record

@@ -36,13 +36,12 @@ def _jsonl_datasource(paths: list[str]):
                 if not chunk:
                     break
                 *complete, pending = (pending + chunk).split(b"\n")
-                lines.extend(text for text in (line.decode("utf-8") for line in complete) if text.strip())
+                lines.extend(line for line in complete if line.strip())  # decoded per record, later
                 if len(lines) >= LINES_PER_BLOCK:
                     yield pa.table({RAW_COLUMN: lines})
                     lines = []
-            last = pending.decode("utf-8")
-            if last.strip():
-                lines.append(last)
+            if pending.strip():
+                lines.append(pending)
             if lines:
                 yield pa.table({RAW_COLUMN: lines})
 

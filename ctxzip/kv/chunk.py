@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ctxzip.kv import kernels
+from ctxzip.kv import kernels, lossless as lossless_v2, transform_chunk
 from ctxzip.kv.channels import gain_codes, gains_from_codes
 from ctxzip.kv.entropy import decode_segments, encode_segments
 from ctxzip.kv.format import KVFormatError
@@ -33,6 +33,19 @@ from ctxzip.kv.quant import head_statistics
 
 _CHUNK = struct.Struct("<IIBBBBH")  # token_start, n_tokens, level, flags, channel_group, anchor_group, sink
 FLAG_LOSSLESS, FLAG_GAINS = 1, 2
+FLAG_TRANSFORM, FLAG_EXPONENT = 4, 8  # version 2: transform-coded chunk; lossless chunk with modelled exponents
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What a version 2 chunk needs beyond its payload: geometry, the transform, positions."""
+
+    version: int
+    n_layers: int
+    batch: int
+    heads: int
+    transform: object = None  # KVTransform
+    position_offset: int = 0
 MAX_SYMBOL_RANGE = 4000  # steps are widened if a row would need more symbols than this
 
 @dataclass(frozen=True)
@@ -102,6 +115,34 @@ def _token_order(tokens: int, anchor_group: int) -> tuple[torch.Tensor, int]:
     return order, int(is_anchor.sum())
 
 
+def encode_exact_chunk(x: torch.Tensor, token_start: int, level_id: int, rows_per_kind: int,
+                       sixteen_bit: bool = False) -> bytes:
+    """Version 2 lossless chunk (modelled exponents, `lossless.py`) of x [R, T, D].
+
+    With `sixteen_bit`, a float32 x that float16 holds without overflow is coded as float16 (the
+    sink and recent tokens of lossy levels, as CacheGen keeps them); byte 10 of the chunk header says so.
+    """
+    x = x.cpu()
+    as_half = sixteen_bit and x.dtype == torch.float32 and bool((x.abs() < 65504).all())
+    body = lossless_v2.encode_body(x.half() if as_half else x, rows_per_kind)
+    return _CHUNK.pack(token_start, x.shape[1], level_id, FLAG_EXPONENT, int(as_half), 0, 0) + body
+
+
+def encode_transform_chunk(x: torch.Tensor, token_start: int, level_id: int, context: StreamContext) -> bytes:
+    """Version 2 transform chunk of x [R, T, D] (see `transform_chunk.py`)."""
+    rows, tokens, dim = x.shape
+    rows6 = x.reshape(context.n_layers, 2, context.batch, context.heads, tokens, dim)
+    positions = torch.arange(tokens) + token_start + context.position_offset
+    body = transform_chunk.encode_body(rows6, positions, context.transform, level_id - _first_transform_level())
+    return _CHUNK.pack(token_start, tokens, level_id, FLAG_TRANSFORM, 0, 0, 0) + body
+
+
+def _first_transform_level() -> int:
+    from ctxzip.kv.levels import TRANSFORM_LEVEL_NUMBERS
+
+    return TRANSFORM_LEVEL_NUMBERS[0]
+
+
 def encode_chunk(x: torch.Tensor, token_start: int, level_id: int, layer_scales: torch.Tensor, sink: int,
                  gains: torch.Tensor | None = None) -> bytes:
     """Payload of a chunk frame for x [R, T, D]; `sink` leading tokens are kept in 16 bits.
@@ -154,11 +195,58 @@ def _as_16_bit(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float16, torch.bfloat16) else x.to(torch.float16)
 
 
-def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device: str) -> tuple[ChunkInfo, torch.Tensor]:
-    """(info, tensor [R, T, D] in `dtype` on `device`) from a chunk frame payload."""
+def chunk_span(payload: bytes) -> tuple[int, int]:
+    """(token_start, n_tokens) from a chunk payload's fixed header."""
+    if len(payload) < _CHUNK.size:
+        raise KVFormatError("chunk frame too short")
+    return _CHUNK.unpack_from(payload)[:2]
+
+
+def _decode_v2_chunk(view: memoryview, info: ChunkInfo, flags: int, rows: int, dim: int, dtype: torch.dtype,
+                     device: str, context: StreamContext, out6: torch.Tensor | None = None) -> torch.Tensor | None:
+    pos = _CHUNK.size
+    if flags == FLAG_EXPONENT:
+        coded = torch.float16 if view[10] == 1 else dtype
+        tensor, pos = lossless_v2.decode_body(view, pos, (rows, info.n_tokens, dim), coded, context.batch * context.heads)
+        _expect_end(pos, len(view))
+        return tensor.to(device, dtype)
+    level = LEVELS[info.level]
+    if not level.transform:
+        raise KVFormatError(f"transform chunk names level {info.level}, which is not a transform level")
+    transform = context.transform
+    if transform is None:
+        raise KVFormatError("KV stream has transform-coded chunks but no transform was given to the decoder")
+    level_index = info.level - _first_transform_level()
+    if level_index >= transform.n_levels:
+        raise KVFormatError(f"transform {transform.name} has no level {info.level}")
+    given = out6 is not None
+    if not given:
+        out6 = torch.empty((context.n_layers, 2, context.batch, context.heads, info.n_tokens, dim), dtype=dtype,
+                           device=device)
+    positions = torch.arange(info.n_tokens) + info.token_start + context.position_offset
+    pos = transform_chunk.decode_body(view, pos, out6, positions, transform, level_index)
+    _expect_end(pos, len(view))
+    return None if given else out6.reshape(rows, info.n_tokens, dim)
+
+
+def decode_chunk(payload: bytes, rows: int, dim: int, dtype: torch.dtype, device: str,
+                 context: StreamContext | None = None, out6: torch.Tensor | None = None) -> tuple[ChunkInfo, torch.Tensor | None]:
+    """(info, tensor [R, T, D] in `dtype` on `device`) from a chunk frame payload.
+
+    A transform chunk given `out6` ([L, 2, B, H, T, D], e.g. a view of the decoder's buffer) is decoded
+    straight into it and returns None for the tensor."""
     if len(payload) < _CHUNK.size:
         raise KVFormatError("chunk frame too short")
     token_start, tokens, level_id, flags, group, anchor_group, sink = _CHUNK.unpack_from(payload)
+    if flags in (FLAG_TRANSFORM, FLAG_EXPONENT):
+        if context is None or context.version < 2:
+            raise KVFormatError(f"chunk flags {flags} need a version 2 stream")
+        half = flags == FLAG_EXPONENT and group == 1 and dtype == torch.float32
+        if level_id not in LEVELS or tokens == 0 or (group and not half) or anchor_group or sink:
+            raise KVFormatError(f"chunk frame has invalid parameters (level {level_id}, flags {flags})")
+        info = ChunkInfo(token_start, tokens, level_id)
+        return info, _decode_v2_chunk(memoryview(payload), info, flags, rows, dim, dtype, device, context,
+                                      out6 if flags == FLAG_TRANSFORM else None)
     lossless = flags & FLAG_LOSSLESS
     if (level_id not in LEVELS or group == 0 or dim % group or sink > tokens or tokens == 0 or flags > 3
             or (not lossless and anchor_group == 0)):

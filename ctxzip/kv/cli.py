@@ -26,8 +26,12 @@ def _prefill(model_name: str, text_path: str, max_tokens: int):
     path = Path(text_path)
     if not path.is_file():
         _fail(f"no such file: {text_path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        _fail(f"{text_path} is not UTF-8 text")
     model, tokenizer = load_causal_lm(model_name, device="cpu")
-    ids = tokenizer(path.read_text(encoding="utf-8"), return_tensors="pt").input_ids[:, :max_tokens]
+    ids = tokenizer(text, return_tensors="pt").input_ids[:, :max_tokens]
     if ids.numel() == 0:
         _fail(f"{text_path} has no tokens")
     with torch.no_grad():
@@ -46,13 +50,18 @@ def encode(
     budget_bytes: Optional[int] = typer.Option(None, help="Pick the best level that fits this many bytes."),
     ratio: Optional[float] = typer.Option(None, help="Pick the best level within this share of the fp16 size."),
     channel_gains: bool = typer.Option(True, help="Finer steps for the channels attention reads most (one extra forward)."),
+    transform: Optional[str] = typer.Option(None, help="KV transform for levels 6-10: a shipped name (smollm2) or .npz."),
 ) -> None:
     """Prefill a model on a text file and write its KV cache as a compressed stream."""
     from ctxzip.kv import KVBudget, KVCodec, fp16_bytes
 
+    if not Path(output).parent.is_dir():  # before the model runs, not after
+        _fail(f"no such folder for --output: {Path(output).parent}")
     try:
         lm, ids, cache = _prefill(model, text, max_tokens)
-        if channel_gains:
+        if transform is not None:
+            codec = KVCodec(level=level, chunk_size=chunk_size, config=lm.config, transform=transform)
+        elif channel_gains:
             codec = KVCodec.calibrated(lm, ids, level=level, chunk_size=chunk_size)
         else:
             codec = KVCodec(level=level, chunk_size=chunk_size, config=lm.config)
@@ -64,7 +73,10 @@ def encode(
         seconds = time.perf_counter() - started
     except CtxzipError as exc:
         _fail(str(exc))
-    Path(output).write_bytes(data)
+    try:
+        Path(output).write_bytes(data)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror or exc}")
     reference = fp16_bytes(cache)
     typer.echo(f"{ids.shape[1]} tokens -> {len(data)} bytes ({8 * len(data) / (reference / 2):.2f} bits/value, "
                f"{reference / len(data):.2f}x smaller than fp16) in {seconds:.2f}s")
@@ -75,6 +87,7 @@ def decode(
     stream: str = typer.Argument(..., help="A .czkv stream written by `ctxzip kv encode`."),
     model: Optional[str] = typer.Option(None, help="Check the stream against this model's geometry."),
     device: str = typer.Option("cpu"),
+    transform: Optional[str] = typer.Option(None, help="The KV transform a transform-coded stream names."),
 ) -> None:
     """Decode a stream, check it end to end, and describe the cache inside."""
     from ctxzip.kv import KVCodec
@@ -91,9 +104,10 @@ def decode(
 
             config = load_causal_lm(model, device="cpu")[0].config
         started = time.perf_counter()
-        cache = KVCodec(config=config).decode(data, device=device)
+        cache = KVCodec(config=config, transform=transform).decode(data, device=device)
         seconds = time.perf_counter() - started
-        header = StreamHeader.unpack(FrameReader().feed(data[:64])[0][1])
+        reader = FrameReader()
+        header = StreamHeader.unpack(reader.feed(data[:80])[0][1], reader.version)
     except CtxzipError as exc:
         _fail(str(exc))
     typer.echo(f"ok: {cache.get_seq_length()} tokens, {header.n_layers} layers x {header.n_heads} kv heads x "
@@ -106,7 +120,8 @@ def bench(
     text: str = typer.Argument(..., help="Text file to prefill."),
     model: str = typer.Option("smollm2"),
     max_tokens: int = typer.Option(1024),
-    levels: str = typer.Option("0,1,2,3,4,5", help="Comma-separated levels."),
+    levels: str = typer.Option("0,1,2,3,4,5", help="Comma-separated levels (6-10 need --transform)."),
+    transform: Optional[str] = typer.Option(None, help="KV transform for levels 6-10."),
 ) -> None:
     """Size and CPU speed of every level on one cache (quality: `python -m eval.kv`)."""
     import torch
@@ -120,7 +135,7 @@ def bench(
         typer.echo(f"{ids.shape[1]} tokens, {reference / 1e6:.1f} MB as fp16")
         typer.echo("level  bits/value  encode MB/s  decode MB/s  max abs error")
         for level in [int(x) for x in levels.split(",")]:
-            codec = KVCodec(level=level, config=lm.config)
+            codec = KVCodec(level=level, config=lm.config, transform=transform)
             source = half if LEVELS[level].lossless else cache
             started = time.perf_counter()
             data = codec.encode(source)

@@ -8,11 +8,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ctxzip.errors import BudgetTooSmallError, InvalidBudgetError
 from ctxzip.kv.format import KVFormatError
 from ctxzip.kv.layout import cache_layers
-from ctxzip.kv.levels import LEVELS, resolve_level
+from ctxzip.kv.levels import LEGACY_LEVELS, TRANSFORM_LEVEL_NUMBERS, resolve_level
 from ctxzip.kv.stream import StreamDecoder, encode_stream
 
 
@@ -55,20 +56,24 @@ class KVCodec:
     """Encode/decode KV caches of decoder models with standard (incl. grouped-query) attention."""
 
     def __init__(self, level: int | str = "good", chunk_size: int = 256, config=None, layer_scales=None,
-                 channel_gains=None) -> None:
+                 channel_gains=None, transform=None, recent_tokens: int | None = None) -> None:
         """`layer_scales` [layers, 2]: step multipliers per (layer, key/value), e.g. from
         `sensitivity.step_scales(measure_sensitivity(model, ids))`; default: finer first layers.
         `channel_gains` [layers, 2, kv heads, head dim]: finer steps for the channels attention reads
-        most, from `channels.channel_gains(measure_channel_weights(model, ids))`; default: none."""
+        most, from `channels.channel_gains(measure_channel_weights(model, ids))`; default: none.
+        `transform`: a `KVTransform` (or the name of a shipped one, e.g. "smollm2") for levels 6-10;
+        `recent_tokens` overrides how many last tokens those levels keep exact."""
         self.level = resolve_level(level)
         self.chunk_size = chunk_size
         self.config = config
         self.layer_scales = layer_scales
         self.channel_gains = channel_gains
+        if isinstance(transform, (str, Path)):
+            from ctxzip.kv.transform import load_transform
 
-    @classmethod
-    def for_model(cls, model, **options) -> "KVCodec":
-        return cls(config=model.config, **options)
+            transform = load_transform(transform)
+        self.transform = transform
+        self.recent_tokens = recent_tokens
 
     @classmethod
     def calibrated(cls, model, input_ids, gain_spread: float = 8.0, **options) -> "KVCodec":
@@ -79,16 +84,20 @@ class KVCodec:
         gains = channel_gains(measure_channel_weights(model, input_ids), spread=gain_spread)
         return cls(config=model.config, channel_gains=gains, **options)
 
-    def encode(self, cache, budget=None, level: int | str | None = None) -> bytes:
-        """The whole stream as bytes; with a budget, the best level whose stream fits it."""
+    def encode(self, cache, budget=None, level: int | str | None = None, position_offset: int = 0) -> bytes:
+        """The whole stream as bytes; with a budget, the best level whose stream fits it.
+
+        `position_offset`: position of the cache's first token when it continues an earlier one
+        (a serving engine's later chunk); it decides which tokens are sinks and how RoPE is undone."""
         if budget is None:
-            return b"".join(self._stream(cache, self.level if level is None else level))
+            return b"".join(self._stream(cache, self.level if level is None else level, position_offset))
         cap = as_kv_budget(budget).resolve(fp16_bytes(cache))
-        # Levels get smaller as their number grows: binary search for the best one that fits.
-        low, high, best = 0, max(LEVELS), None
+        # Within a family levels get smaller as their number grows: binary search for the best that fits.
+        order = [0] + list(TRANSFORM_LEVEL_NUMBERS if self.transform is not None else LEGACY_LEVELS[1:])
+        low, high, best = 0, len(order) - 1, None
         while low <= high:
             middle = (low + high) // 2
-            data = b"".join(self._stream(cache, middle))
+            data = b"".join(self._stream(cache, order[middle], position_offset))
             if len(data) <= cap:
                 best, high = data, middle - 1
             else:
@@ -97,14 +106,15 @@ class KVCodec:
             raise BudgetTooSmallError(f"even the smallest KV level needs more than {cap} bytes")
         return best
 
-    def _stream(self, cache, level):
+    def _stream(self, cache, level, position_offset: int = 0):
         return encode_stream(cache, level, self.chunk_size, self.config, layer_scales=self.layer_scales,
-                             channel_gains=self.channel_gains)
+                             channel_gains=self.channel_gains, transform=self.transform,
+                             recent_tokens=self.recent_tokens, position_offset=position_offset)
 
     def decode(self, data: bytes, device: str = "cpu"):
         """A DynamicCache on `device`; raises KVFormatError on any damaged or foreign stream."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise KVFormatError(f"decode expects bytes, got {type(data).__name__}")
-        decoder = StreamDecoder(device=device, config=self.config)
+        decoder = StreamDecoder(device=device, config=self.config, transform=self.transform)
         decoder.feed(bytes(data))
         return decoder.finish()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ctxzip.errors import InvalidInputError
-from ctxzip.kv.levels import LEVELS
+from ctxzip.kv.levels import LEGACY_LEVELS, LEVELS
 
 
 @dataclass
@@ -29,7 +29,7 @@ class BandwidthController:
     time_budget: float  # seconds for the whole cache
     n_chunks: int
     recompute_seconds_per_token: float = 0.0  # receiver's prefill speed; 0 disables the text fallback
-    levels: tuple[int, ...] = tuple(sorted(level for level in LEVELS if level > 0))  # best quality first
+    levels: tuple[int, ...] = tuple(sorted(level for level in LEGACY_LEVELS if level > 0))  # best quality first
     text_bytes_per_token: int = 4
     smoothing: float = 0.5
     elapsed: float = 0.0

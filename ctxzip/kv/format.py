@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from ctxzip.errors import CtxzipError
 
 MAGIC = b"CZKV"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 streams (no transform, constriction-coded chunks) still decode
 
 FRAME_HEADER = ord("H")
 FRAME_CHUNK = ord("C")
@@ -51,23 +52,33 @@ class StreamHeader:
     n_tokens: int
     batch: int = 1
     fingerprint: bytes = bytes(8)  # model fingerprint, zeros when the encoder was given no config
+    transform_id: bytes = bytes(8)  # version 2: the KVTransform the chunks need, zeros for none
+    position_offset: int = 0  # version 2: position of the cache's first token (RoPE is undone relative to it)
+    version: int = VERSION
 
     _LAYOUT = struct.Struct("<HHHBIBIH8s")
+    _LAYOUT_V2 = struct.Struct("<8sI")
 
     def pack(self) -> bytes:
-        return self._LAYOUT.pack(self.n_layers, self.n_heads, self.head_dim, DTYPE_CODES[self.dtype],
+        head = self._LAYOUT.pack(self.n_layers, self.n_heads, self.head_dim, DTYPE_CODES[self.dtype],
                                  self.chunk_size, self.level, self.n_tokens, self.batch, self.fingerprint)
+        return head + self._LAYOUT_V2.pack(self.transform_id, self.position_offset)
 
     @classmethod
-    def unpack(cls, payload: bytes) -> "StreamHeader":
-        if len(payload) != cls._LAYOUT.size:
-            raise KVFormatError(f"header frame has {len(payload)} bytes, expected {cls._LAYOUT.size}")
-        layers, heads, dim, dtype, chunk, level, tokens, batch, fp = cls._LAYOUT.unpack(payload)
+    def unpack(cls, payload: bytes, version: int = VERSION) -> "StreamHeader":
+        size = cls._LAYOUT.size + (cls._LAYOUT_V2.size if version >= 2 else 0)
+        if len(payload) != size:
+            raise KVFormatError(f"header frame has {len(payload)} bytes, expected {size} (version {version})")
+        layers, heads, dim, dtype, chunk, level, tokens, batch, fp = cls._LAYOUT.unpack_from(payload)
+        transform_id, offset = bytes(8), 0
+        if version >= 2:
+            transform_id, offset = cls._LAYOUT_V2.unpack_from(payload, cls._LAYOUT.size)
         if dtype not in DTYPE_NAMES:
             raise KVFormatError(f"unknown dtype code {dtype} in header")
         if min(layers, heads, dim, chunk, batch) == 0:
             raise KVFormatError("header has a zero dimension")
-        return cls(layers, heads, dim, DTYPE_NAMES[dtype], chunk, level, tokens, batch, fp)
+        return cls(layers, heads, dim, DTYPE_NAMES[dtype], chunk, level, tokens, batch, fp, transform_id, offset,
+                   version)
 
     @property
     def geometry(self) -> tuple[int, int, int]:
@@ -114,6 +125,7 @@ class FrameReader:
         self._buffer = bytearray()
         self._prefix_seen = False
         self._next_seq = 0
+        self.version = VERSION
 
     @property
     def pending_bytes(self) -> int:
@@ -129,8 +141,10 @@ class FrameReader:
                 return frames
             if bytes(self._buffer[:4]) != MAGIC:
                 raise KVFormatError("not a ctxzip KV stream (bad magic)")
-            if self._buffer[4] != VERSION:
-                raise KVFormatError(f"KV stream version {self._buffer[4]} is not supported (this is {VERSION})")
+            if self._buffer[4] not in READABLE_VERSIONS:
+                raise KVFormatError(f"KV stream version {self._buffer[4]} is not supported "
+                                    f"(this decoder reads versions {READABLE_VERSIONS})")
+            self.version = self._buffer[4]
             del self._buffer[:5]
             self._prefix_seen = True
         while len(self._buffer) >= _FRAME_PREFIX.size:

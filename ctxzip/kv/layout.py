@@ -45,10 +45,3 @@ def cache_to_rows(cache) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     batch, heads, tokens, dim = pairs[0][0].shape
     rows = torch.stack([torch.stack(pair) for pair in pairs])  # [L, 2, B, H, T, D]
     return rows.reshape(-1, tokens, dim), (len(pairs), batch, heads, dim)
-
-
-def rows_to_layers(rows: torch.Tensor, n_layers: int, batch: int, heads: int):
-    """Inverse of cache_to_rows: (keys, values) per layer."""
-    tokens, dim = rows.shape[1], rows.shape[2]
-    stacked = rows.reshape(n_layers, 2, batch, heads, tokens, dim)
-    return [(stacked[layer, 0], stacked[layer, 1]) for layer in range(n_layers)]

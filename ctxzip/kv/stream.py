@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ctxzip.kv.channels import rows_of
-from ctxzip.kv.chunk import decode_chunk, encode_chunk
+from ctxzip.kv.chunk import StreamContext, chunk_span, decode_chunk, encode_chunk, encode_exact_chunk, encode_transform_chunk
 from ctxzip.kv.format import (
     FRAME_CHUNK, FRAME_END, FRAME_HEADER, FRAME_TEXT, FrameReader, KVFormatError, StreamHeader,
     config_geometry, model_fingerprint, pack_frame, stream_prefix,
@@ -21,8 +21,19 @@ _END = struct.Struct("<II")  # chunks (KV or text), tokens
 _TEXT = struct.Struct("<II")  # token_start, n_tokens; then int32 token ids
 
 
+def _regions(tokens: int, chunk_size: int, sink: int, recent: int) -> list[tuple[int, int, bool]]:
+    """(start, stop, exact) frames of a transform level: sink tokens, middle chunks, recent tokens."""
+    sink = min(sink, tokens)
+    recent = min(recent, tokens - sink)
+    out = []
+    for start, stop, exact in ((0, sink, True), (sink, tokens - recent, False), (tokens - recent, tokens, True)):
+        out += [(a, min(a + chunk_size, stop), exact) for a in range(start, stop, chunk_size)]
+    return out
+
+
 def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, config=None, controller=None,
-                  token_ids=None, layer_scales=None, channel_gains=None) -> Iterator[bytes]:
+                  token_ids=None, layer_scales=None, channel_gains=None, transform=None, position_offset: int = 0,
+                  recent_tokens: int | None = None) -> Iterator[bytes]:
     """Frames of an encoded cache: prefix + header first, one frame per chunk of tokens, then END.
 
     With a `controller` (see `controller.py`) the level is chosen per chunk, and a chunk may be sent
@@ -30,6 +41,10 @@ def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, confi
     scales the steps per (layer, key/value), e.g. from `sensitivity.step_scales`; by default the
     first layers get finer steps. `channel_gains` [layers, 2, kv heads, head dim] (from
     `channels.channel_gains`) refines the steps per channel.
+
+    Levels 6-10 need `transform` (a `KVTransform` calibrated for the model); the cache's first token
+    sits at `position_offset` (RoPE is undone relative to it); `recent_tokens` overrides the level's
+    count of last tokens kept exact. Lossless (level 0) uses the version 2 exponent model.
     """
     level_id = resolve_level(level)
     if not isinstance(chunk_size, int) or chunk_size < 1 or chunk_size > 65535:
@@ -52,11 +67,37 @@ def encode_stream(cache, level: int | str = "good", chunk_size: int = 256, confi
         if channel_gains.shape != (n_layers, 2, heads, dim) or not (channel_gains > 0).all():
             raise KVFormatError(f"channel_gains must be positive, shaped ({n_layers}, 2, {heads}, {dim})")
         gains = rows_of(channel_gains, batch)
+    level_spec = LEVELS[level_id]
+    if level_spec.transform and transform is None:
+        raise KVFormatError(f"level {level_id} ({level_spec.name}) needs a KVTransform calibrated for the model")
+    if transform is not None and transform.geometry != (n_layers, heads, dim):
+        raise KVFormatError(f"the KV transform {transform.name} is for geometry {transform.geometry}, "
+                            f"the cache has {(n_layers, heads, dim)}")
+    if not isinstance(position_offset, int) or not 0 <= position_offset < 2 ** 32:
+        raise KVFormatError(f"position_offset must be an int in 0..2**32-1, got {position_offset!r}")
     header = StreamHeader(n_layers, heads, dim, SUPPORTED_DTYPES[rows.dtype], chunk_size, level_id, tokens,
-                          batch, model_fingerprint(config) if config is not None else bytes(8))
+                          batch, model_fingerprint(config) if config is not None else bytes(8),
+                          transform.transform_id if transform is not None else bytes(8), position_offset)
     yield stream_prefix() + pack_frame(FRAME_HEADER, 0, header.pack())
     seq = 1
-    sink = LEVELS[level_id].sink_tokens
+    if level_spec.transform or (level_spec.lossless and controller is None):
+        context = StreamContext(2, n_layers, batch, heads, transform, position_offset)
+        recent = level_spec.recent_tokens if recent_tokens is None else recent_tokens
+        # sink tokens are the first tokens of the whole sequence: a cache that starts later has none
+        sink = max(0, level_spec.sink_tokens - position_offset)
+        plan = (_regions(tokens, chunk_size, sink, recent) if level_spec.transform
+                else [(a, min(a + chunk_size, tokens), True) for a in range(0, tokens, chunk_size)])
+        for start, stop, exact in plan:
+            piece = rows[:, start:stop]
+            if exact:
+                payload = encode_exact_chunk(piece, start, level_id, batch * heads, sixteen_bit=not level_spec.lossless)
+            else:
+                payload = encode_transform_chunk(piece, start, level_id, context)
+            yield pack_frame(FRAME_CHUNK, seq, payload)
+            seq += 1
+        yield pack_frame(FRAME_END, seq, _END.pack(seq - 1, tokens))
+        return
+    sink = level_spec.sink_tokens
     for start in range(0, tokens, chunk_size):
         piece = rows[:, start:start + chunk_size]
         chunk_sink = max(0, sink - start)
@@ -86,8 +127,9 @@ class StreamDecoder:
     sender sent as text.
     """
 
-    def __init__(self, device: str = "cpu", config=None, model=None) -> None:
+    def __init__(self, device: str = "cpu", config=None, model=None, transform=None) -> None:
         self.device = device
+        self.transform = transform  # the KVTransform that transform-coded streams name (by id)
         self.config = config if config is not None else getattr(model, "config", None)
         self.model = model
         self.header: StreamHeader | None = None
@@ -96,6 +138,7 @@ class StreamDecoder:
         self.complete = False
         self._reader = FrameReader()
         self._buffer: torch.Tensor | None = None  # [layers, 2, batch, heads, tokens, head_dim]
+        self._context: StreamContext | None = None
 
     @property
     def cache(self):
@@ -105,7 +148,9 @@ class StreamDecoder:
         cache = DynamicCache()
         if self._buffer is not None:
             for layer in range(self.header.n_layers):
-                cache.update(self._buffer[layer, 0, :, :, : self.tokens], self._buffer[layer, 1, :, :, : self.tokens], layer)
+                keys, values = self._buffer[layer, 0, :, :, : self.tokens], self._buffer[layer, 1, :, :, : self.tokens]
+                cache.update(keys[..., :0, :], values[..., :0, :], layer)  # creates the layer without copying
+                cache.layers[layer].keys, cache.layers[layer].values = keys, values  # update() would concatenate
         return cache
 
     def feed(self, data: bytes) -> int:
@@ -131,7 +176,7 @@ class StreamDecoder:
         if self.header is None:
             if kind != FRAME_HEADER:
                 raise KVFormatError("KV stream does not start with a header frame")
-            self._start(StreamHeader.unpack(payload))
+            self._start(StreamHeader.unpack(payload, self._reader.version))
             return
         if kind == FRAME_HEADER:
             raise KVFormatError("second header frame in a KV stream")
@@ -151,6 +196,15 @@ class StreamDecoder:
                                     f"this model has {expected}")
             if header.fingerprint != bytes(8) and header.fingerprint != model_fingerprint(self.config):
                 raise KVFormatError("KV stream was made by another model (fingerprint mismatch)")
+        transform = None
+        if header.transform_id != bytes(8):
+            if self.transform is None or self.transform.transform_id != header.transform_id:
+                have = self.transform.transform_id.hex() if self.transform is not None else "none"
+                raise KVFormatError(f"KV stream needs KV transform {header.transform_id.hex()} (given: {have}); "
+                                    "decode with the transform it was encoded with")
+            transform = self.transform
+        self._context = StreamContext(header.version, header.n_layers, header.batch, header.n_heads, transform,
+                                      header.position_offset)
         self.header = header
         self._buffer = torch.empty((header.n_layers, 2, header.batch, header.n_heads, header.n_tokens, header.head_dim),
                                    dtype=DTYPES[header.dtype], device=self.device)
@@ -158,11 +212,13 @@ class StreamDecoder:
     def _chunk(self, payload: bytes) -> None:
         h = self.header
         rows = h.n_layers * 2 * h.batch * h.n_heads
-        info, tensor = decode_chunk(payload, rows, h.head_dim, DTYPES[h.dtype], self.device)
-        self._check_span(info.token_start, info.n_tokens)
-        self._buffer[..., self.tokens: self.tokens + info.n_tokens, :] = tensor.reshape(
-            h.n_layers, 2, h.batch, h.n_heads, info.n_tokens, h.head_dim)
-        self.tokens += info.n_tokens
+        start, n = chunk_span(payload)
+        self._check_span(start, n)
+        target = self._buffer[..., start:start + n, :]
+        info, tensor = decode_chunk(payload, rows, h.head_dim, DTYPES[h.dtype], self.device, self._context, target)
+        if tensor is not None:
+            target.copy_(tensor.reshape(h.n_layers, 2, h.batch, h.n_heads, n, h.head_dim))
+        self.tokens += n
 
     def _text(self, payload: bytes) -> None:
         if len(payload) < _TEXT.size:

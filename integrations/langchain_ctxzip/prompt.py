@@ -4,7 +4,8 @@
 
 The policy and the budget's meaning are the sidecar's (`ctxzip.chat`): long `user`/`tool`/`function`
 contents may be compressed, the system prompt and the final user message (the question) are not
-unless asked; a message (in `additional_kwargs`) or a content part marked `"ctxzip_compress": True` is
+unless asked; a long user message that holds its own context ("Context: ... Question: ...") is split
+by the shared splitter and only its context is compressed; a message (in `additional_kwargs`) or a content part marked `"ctxzip_compress": True` is
 compressed wherever it is (retrieved context), one marked False never is. Marks are removed from what
 goes to the model. `Budget(tokens=N)` caps the whole prompt; `Budget(ratio=r)` shrinks the
 compressible parts to r of their size.
@@ -74,23 +75,29 @@ class CtxzipPromptCompressor(CompressorSpec, RunnableSerializable[Any, Any]):
         if plan.original_tokens <= limit or not plan.segments:
             return _strip_marks(messages, {}, {})
         documents = [ctxzip.Document(s.text, s.key) for s in plan.segments]
+        parts = {s.part.key: s.part for s in plan.segments}  # a split part has several segments
+        part_tokens = dict(zip(parts, counter.count_many([p.text for p in parts.values()])))
         fit = BudgetFit(room, limit)
         for room in fit:
             budget = Budget(tokens=room, tokenizer=self.budget.tokenizer)
             result = self.ctxzip_compressor.compress(documents, query=plan.query, budget=budget)
             texts = {doc.id: doc.text for doc in result.documents}
-            replacements = {(s.part.message, s.part.part): texts.get(s.key, "") for s in plan.segments}
-            if fit.accept(result.compressed_tokens, plan.fixed_tokens + sum(counter.count_many(list(replacements.values())))):
+            new = plan.part_texts({s.key: texts.get(s.key, "") for s in plan.segments})
+            replacements = {(parts[k].message, parts[k].part): text for k, text in new.items()}
+            used = plan.original_tokens - sum(part_tokens.values()) + sum(counter.count_many(list(new.values())))
+            if fit.accept(result.compressed_tokens, used):
                 break
-        spans: dict[str, list[list[int]]] = {}
+        kept: dict[str, list[tuple[int, int]]] = {}
         for span in result.kept:
-            spans.setdefault(span.doc_id, []).append([span.start, span.end])
+            kept.setdefault(span.doc_id, []).append((span.start, span.end))
+        spans = plan.part_spans(kept)
         info = {
-            (s.part.message, s.part.part): {
-                "method": result.method, "kept": spans.get(s.key, []), "original_tokens": s.tokens,
-                "compressed_tokens": counter.count(replacements[(s.part.message, s.part.part)]),
+            (part.message, part.part): {
+                "method": result.method, "kept": [list(span) for span in spans.get(key, [])],
+                "original_tokens": part_tokens[key],
+                "compressed_tokens": counter.count(replacements[(part.message, part.part)]),
             }
-            for s in plan.segments
+            for key, part in parts.items()
         }
         return _strip_marks(messages, replacements, info)
 

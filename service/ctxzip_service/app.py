@@ -1,7 +1,8 @@
 """The FastAPI app: `create_app(settings, upstream_client=None)`.
 
 Routes: POST /v1/compress, POST /v1/chat/completions (OpenAI-compatible, compressed by policy, then
-forwarded), other /v1/* forwarded as they are, GET /healthz, /readyz, /metrics.
+forwarded), POST /v1/messages (Anthropic Messages, the same policy, errors in Anthropic's shape), other
+/v1/* forwarded as they are, GET /healthz, /readyz, /metrics.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ import hmac
 import json
 import logging
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,46 +21,41 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from ctxzip.budget import Budget
-from ctxzip.chat import BudgetFit, ChatPlan, plan_chat
-from ctxzip.document import CompressionResult, Document
-from ctxzip.errors import CtxzipError
+from ctxzip.document import Document
+from ctxzip_service import anthropic as anthropic_api
 from ctxzip_service.engine import CompressionEngine
-from ctxzip_service.errors import ServiceError, from_ctxzip_error
+from ctxzip_service.errors import ServiceError
+from ctxzip_service.gateway import ChatCompression, ChatCompressor
 from ctxzip_service.logs import get_logger, log_event
 from ctxzip_service.metrics import Metrics
 from ctxzip_service.middleware import EdgeMiddleware
-from ctxzip_service.policy import message_parts, resolve_policy, rewrite_messages
+from ctxzip_service.policy import message_parts, rewrite_messages
 from ctxzip_service.proxy import UpstreamProxy, make_upstream_clients
 from ctxzip_service.schemas import (
-    ChatCompletionRequest, ChatMessage, CompressRequest, CompressResponse, ErrorResponse, Health, PolicyIn,
+    ChatCompletionRequest, CompressRequest, CompressResponse, ErrorResponse, Health, PolicyIn,
 )
 from ctxzip_service.settings import ServiceSettings
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 413, 422, 502, 503, 504)}
 
 
-@dataclass
-class ChatCompression:
-    """What the policy did to a list of messages."""
-
-    plan: ChatPlan
-    replacements: dict[str, str]
-    result: CompressionResult | None
-    cached: bool
-    compressed_tokens: int  # the whole request's texts after compression, counted part by part
+ANTHROPIC_ROUTE = "/v1/messages"
 
 
-INLINE_PLAN_CHARS = 20_000  # below this, counting tokens on the event loop is cheaper than a thread hop
+def serialise(payload: dict) -> bytes:
+    """JSON bytes for the upstream. A lone surrogate (legal as a JSON escape, not as UTF-8) cannot be
+    written as UTF-8, so such a payload goes as ASCII JSON with the escapes it came with."""
+    try:
+        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload, ensure_ascii=True).encode("ascii")
 
 
-def _text_size(messages: list[ChatMessage]) -> int:
-    size = 0
-    for message in messages:
-        if isinstance(message.content, str):
-            size += len(message.content)
-        elif message.content:
-            size += sum(len(part.text or "") for part in message.content)
-    return size
+def error_response(request: Request, status: int, body: dict, headers=None) -> JSONResponse:
+    """OpenAI's error shape everywhere but on the Anthropic route, which answers in Anthropic's."""
+    if request.url.path == ANTHROPIC_ROUTE:
+        body = anthropic_api.error_body(status, body["error"]["message"])
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _bearer(value: str | None) -> str | None:
@@ -75,6 +69,7 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
     settings = settings or ServiceSettings()
     metrics = Metrics()
     engine = CompressionEngine(settings, metrics)
+    chat = ChatCompressor(settings, engine, metrics)
     logger = get_logger()
     owns_client = upstream_client is None
     proxy = UpstreamProxy(settings, [upstream_client] if upstream_client else make_upstream_clients(settings))
@@ -106,7 +101,7 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         metrics.errors.labels(exc.code).inc()
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return error_response(request, exc.status, exc.body())
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -120,21 +115,21 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
             )
             error = ServiceError(400, "invalid_request", f"invalid request: {where}")
         metrics.errors.labels(error.code).inc()
-        return JSONResponse(error.body(), status_code=400)
+        return error_response(request, 400, error.body())
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         metrics.errors.labels(code).inc()
         body = ServiceError(exc.status_code, code, str(exc.detail)).body()
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return error_response(request, exc.status_code, body, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         metrics.errors.labels("internal").inc()
         logger.error("unhandled error", exc_info=exc, extra={"fields": {"path": request.url.path}})
         body = ServiceError(500, "internal_error", "internal error", kind="server_error").body()
-        return JSONResponse(body, status_code=500)
+        return error_response(request, 500, body)
 
     # -- auth: the sidecar's own token, in X-Ctxzip-Key or Authorization: Bearer ---------------
 
@@ -154,34 +149,39 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
 
     # -- shared by both compression endpoints -------------------------------------------------
 
-    async def compress_messages(messages: list[ChatMessage], override: PolicyIn | None) -> ChatCompression:
-        override = override or PolicyIn()
-        method = engine.check_method(override.method, override.options)
-        budget = engine.budget(override.budget)
-        policy = resolve_policy(settings.compress_roles, settings.min_tokens, settings.compress_last_user, override)
-        counter = budget.counter
-        if _text_size(messages) > INLINE_PLAN_CHARS:  # counting a long prompt's tokens would stall the loop
-            plan = await anyio.to_thread.run_sync(plan_chat, message_parts(messages), policy, counter)
-        else:
-            plan = plan_chat(message_parts(messages), policy, counter)
-        if not plan.segments or not override.enabled:
-            return ChatCompression(plan, {}, None, False, plan.original_tokens)
-        documents = [Document(s.text, s.key) for s in plan.segments]
-        limit, room = plan.limits(budget)
+    async def compress_or_fail_open(parts, override: PolicyIn | None, route: str) -> tuple[ChatCompression | None, str]:
+        """(what the policy did, status); None and "failed_open" when compression failed and the
+        original goes upstream. Errors the caller made are raised (4xx) in both fail modes."""
         try:
-            fit = BudgetFit(room, limit, what="the request")
-            for room in fit:
-                result, cached = await engine.compress(
-                    method, override.options, documents, plan.query, Budget(tokens=room, tokenizer=budget.tokenizer)
-                )
-                texts = {d.id: d.text for d in result.documents}
-                replacements = {s.key: texts.get(s.key, "") for s in plan.segments}
-                used = plan.fixed_tokens + sum(counter.count_many(list(replacements.values())))
-                if fit.accept(result.compressed_tokens, used):
-                    break
-        except CtxzipError as exc:
-            raise from_ctxzip_error(exc) from None
-        return ChatCompression(plan, replacements, result, cached, used)
+            done = await chat.compress(parts, override, route)
+        except ServiceError as exc:
+            if exc.status < 500 or settings.fail_mode == "closed":
+                raise
+            log_event(logger, logging.WARNING, "compression failed, forwarding the original", code=exc.code)
+            return None, "failed_open"
+        except Exception as exc:  # a compressor bug must not take the caller's request down
+            metrics.errors.labels("compression_failed").inc()
+            if settings.fail_mode == "closed":
+                logger.error("compression failed", exc_info=exc)
+                raise ServiceError(503, "compression_failed", f"compression failed ({type(exc).__name__})",
+                                   kind="server_error") from None
+            log_event(logger, logging.WARNING, "compression failed, forwarding the original", error=type(exc).__name__)
+            return None, "failed_open"
+        status = ("cached" if done.cached else "compressed") if done.compressed else "unchanged"
+        return done, status
+
+    async def relay(request: Request, path: str, raw: bytes, payload_changed: bool, rewrite, done, status: str,
+                    sidecar_key_in_authorization: bool, base: str | None = None) -> Response:
+        """Forward the request (rewritten only when something changed, else its own bytes) and relay the answer."""
+        if payload_changed:
+            raw = serialise(rewrite(json.loads(raw)))
+        headers = done.headers() if done is not None else {}
+        headers["x-ctxzip-status"] = status
+        metrics.chat_requests.labels(request.url.path, status).inc()
+        authorization = None if sidecar_key_in_authorization else request.headers.get("authorization")
+        upstream_headers = proxy.request_headers(request.headers, authorization)
+        upstream_headers["content-type"] = "application/json"
+        return await proxy.forward("POST", path, raw, upstream_headers, headers, base=base)
 
     # -- routes -----------------------------------------------------------------------------------
 
@@ -211,17 +211,25 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
             override = (body.policy or PolicyIn()).model_copy(
                 update={"method": body.method, "budget": body.budget, "options": body.options}
             )
-            done = await compress_messages(body.messages, override)
+            done = await chat.compress(message_parts(body.messages), override, "/v1/compress")
             raw = [m.model_dump(exclude_unset=True) for m in body.messages]
             messages = rewrite_messages(raw, done.replacements)
-            if done.result is None:  # nothing the policy may compress
-                tokens = done.plan.original_tokens
-                return CompressResponse(
-                    text="", documents=[], kept=[], original_tokens=tokens, compressed_tokens=tokens, ratio=1.0,
-                    method=engine.check_method(body.method, body.options), budget_tokens=None,
-                    tokenizer=engine.budget(body.budget).tokenizer, info={"unchanged": True}, messages=messages,
-                )
-            return CompressResponse(**done.result.to_dict(), cached=done.cached, messages=messages)
+            budget = engine.budget(body.budget)
+            texts = [(key, text) for key, text in done.replacements.items()]
+            info: dict[str, Any] = {"splits": done.plan.splits, "content": sorted({s.kind for s in done.plan.segments})}
+            if done.left:
+                info["left_unchanged"] = done.left
+            if not done.compressed:
+                info["unchanged"] = True
+            tokens_in, tokens_out = done.plan.original_tokens, done.compressed_tokens
+            return CompressResponse(
+                text="\n\n".join(text for _, text in texts), documents=[{"text": t, "id": k, "metadata": {}} for k, t in texts],
+                kept=[], original_tokens=tokens_in, compressed_tokens=tokens_out,
+                ratio=tokens_out / tokens_in if tokens_in else 1.0,
+                method=",".join(done.methods) or engine.check_method(body.method, body.options),
+                budget_tokens=budget.tokens, tokenizer=budget.tokenizer, info=info, cached=done.cached,
+                messages=messages,
+            )
         method = engine.check_method(body.method, body.options)
         budget: Budget = engine.budget(body.budget)
         if body.text is not None:
@@ -245,50 +253,46 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
     ) -> Response:
         """OpenAI chat completions: compress by policy, forward upstream, relay the answer."""
         raw = await request.body()
-        status = "unchanged"
-        headers: dict[str, str] = {}
-        try:
-            done = await compress_messages(body.messages, body.ctxzip)
-        except ServiceError as exc:
-            if exc.status < 500 or settings.fail_mode == "closed":
-                raise
-            done, status = None, "failed_open"
-            log_event(logger, logging.WARNING, "compression failed, forwarding the original", code=exc.code)
-        except Exception as exc:  # a compressor bug must not take the caller's request down
-            metrics.errors.labels("compression_failed").inc()
-            if settings.fail_mode == "closed":
-                logger.error("compression failed", exc_info=exc)
-                raise ServiceError(503, "compression_failed", f"compression failed ({type(exc).__name__})",
-                                   kind="server_error") from None
-            done, status = None, "failed_open"
-            log_event(logger, logging.WARNING, "compression failed, forwarding the original", error=type(exc).__name__)
+        done, status = await compress_or_fail_open(message_parts(body.messages), body.ctxzip, request.url.path)
+        # Our own field and the marks never go upstream; without them and without a change, the
+        # caller's bytes go as they came (a fail-open never re-serialises what failed to serialise).
+        changed = body.ctxzip is not None or any(
+            isinstance(m.content, list) and any(p.ctxzip_compress is not None for p in m.content) for m in body.messages
+        ) or bool(done and done.replacements)
+        replacements = done.replacements if done is not None else {}
 
-        if done is not None:
-            if done.result is not None:
-                status = "cached" if done.cached else "compressed"
-                headers["x-ctxzip-method"] = done.result.method
-            headers["x-ctxzip-original-tokens"] = str(done.plan.original_tokens)
-            headers["x-ctxzip-compressed-tokens"] = str(done.compressed_tokens)
-            if done.result is not None or done.plan.marked or body.ctxzip is not None:
-                payload: dict[str, Any] = json.loads(raw)
-                payload.pop("ctxzip", None)
-                payload["messages"] = rewrite_messages(payload["messages"], done.replacements)
-                raw = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        else:  # fail-open: the original request, less our own field and marks
-            payload = json.loads(raw)
+        def rewrite(payload: dict) -> dict:
             payload.pop("ctxzip", None)
-            payload["messages"] = rewrite_messages(payload["messages"], {})
-            raw = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers["x-ctxzip-status"] = status
-        authorization = None if sidecar_key_in_authorization else request.headers.get("authorization")
-        upstream_headers = proxy.request_headers(request.headers, authorization)
-        upstream_headers["content-type"] = "application/json"
-        return await proxy.forward("POST", "/chat/completions", raw, upstream_headers, headers)
+            payload["messages"] = rewrite_messages(payload["messages"], replacements)
+            return payload
+
+        return await relay(request, "/chat/completions", raw, changed, rewrite, done, status,
+                           sidecar_key_in_authorization)
+
+    @app.post(
+        ANTHROPIC_ROUTE,
+        responses={200: {"description": "The upstream's answer, unchanged (JSON, or an SSE stream)"},
+                   **{status: {"description": "An error in Anthropic's shape"} for status in (400, 401, 413, 422, 502, 503, 504)}},
+        tags=["anthropic"],
+    )
+    async def anthropic_messages(body: anthropic_api.MessagesRequest, request: Request,
+                                 sidecar_key_in_authorization: bool = Depends(require_auth)) -> Response:
+        """Anthropic Messages: system, text blocks and tool_result blocks compressed by the same policy,
+        forwarded to the Anthropic upstream, the answer (an SSE stream included) relayed as it comes."""
+        raw = await request.body()
+        payload = json.loads(raw)
+        parts = anthropic_api.message_parts(payload)
+        done, status = await compress_or_fail_open(parts, body.ctxzip, request.url.path)
+        changed = body.ctxzip is not None or any(p.mark is not None for p in parts) or bool(done and done.replacements)
+        replacements = done.replacements if done is not None else {}
+        return await relay(request, "/messages", raw, changed,
+                           lambda payload: anthropic_api.rewrite_request(payload, replacements), done, status,
+                           sidecar_key_in_authorization, base=settings.anthropic_upstream)
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST", "DELETE"], include_in_schema=False)
     async def passthrough(path: str, request: Request, sidecar_key_in_authorization: bool = Depends(require_auth)):
         """Other OpenAI endpoints (models, embeddings, ...) go upstream untouched."""
-        if path in ("compress", "chat/completions"):  # ours, reached with the wrong HTTP method
+        if path in ("compress", "chat/completions", "messages"):  # ours, reached with the wrong HTTP method
             raise StarletteHTTPException(405, "Method Not Allowed")
         authorization = None if sidecar_key_in_authorization else request.headers.get("authorization")
         upstream_headers = proxy.request_headers(request.headers, authorization)

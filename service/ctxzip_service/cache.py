@@ -15,7 +15,8 @@ def cache_key(method: str, options: dict[str, Any], documents: list[dict], query
     payload = json.dumps(
         [method, options, documents, query, budget], sort_keys=True, ensure_ascii=False, default=repr
     )
-    return hashlib.blake2b(payload.encode("utf-8"), digest_size=20).hexdigest()
+    # surrogatepass: a text with a lone surrogate still hashes; the compressor then refuses it clearly.
+    return hashlib.blake2b(payload.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
 
 
 class ResultCache:

@@ -15,6 +15,7 @@ def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Address to listen on (env CTXZIP_HOST; default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (env CTXZIP_PORT; default 8088)."),
     upstream: Optional[str] = typer.Option(None, "--upstream", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:9000/v1."),
+    anthropic_upstream: Optional[str] = typer.Option(None, "--anthropic-upstream", help="Anthropic base URL for /v1/messages, e.g. http://127.0.0.1:9000/v1."),
     fail_mode: Optional[str] = typer.Option(None, "--fail-mode", help="open: forward the original if compression fails; closed: answer an error."),
     default_method: Optional[str] = typer.Option(None, "--method", help="Default compression method."),
     default_ratio: Optional[float] = typer.Option(None, "--ratio", help="Default budget of the chat policy, as a ratio."),
@@ -41,7 +42,7 @@ def serve(
     from ctxzip_service.settings import ServiceSettings
 
     flags = {
-        "host": host, "port": port, "upstream": upstream, "fail_mode": fail_mode, "default_method": default_method,
+        "host": host, "port": port, "upstream": upstream, "anthropic_upstream": anthropic_upstream, "fail_mode": fail_mode, "default_method": default_method,
         "default_ratio": default_ratio, "min_tokens": min_tokens, "preload": preload or None,
         "micro_batch": micro_batch, "max_batch_size": max_batch_size, "batch_wait_ms": batch_wait_ms,
         "compress_workers": compress_workers, "cache_size": cache_size, "max_body_bytes": max_body_bytes,

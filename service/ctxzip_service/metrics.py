@@ -23,6 +23,14 @@ class Metrics:
         )
         self.tokens_in = Counter("ctxzip_tokens_in", "Tokens before compression", ["method"], registry=r)
         self.tokens_out = Counter("ctxzip_tokens_out", "Tokens after compression", ["method"], registry=r)
+        # Chat routes: every compressed segment's tokens before and after, by route, method and content kind
+        # (context, json, lines, text). Savings in reports come from these.
+        self.chat_tokens_in = Counter("ctxzip_chat_tokens_in", "Chat segment tokens before compression",
+                                      ["route", "method", "kind"], registry=r)
+        self.chat_tokens_out = Counter("ctxzip_chat_tokens_out", "Chat segment tokens after compression",
+                                       ["route", "method", "kind"], registry=r)
+        self.chat_requests = Counter("ctxzip_chat_requests", "Chat requests by route and outcome",
+                                     ["route", "status"], registry=r)
         self.errors = Counter("ctxzip_errors", "Errors by kind", ["kind"], registry=r)
         self.cache = Counter("ctxzip_cache", "Result cache lookups", ["result"], registry=r)
         self.batch_size = Histogram(

@@ -34,11 +34,16 @@ from ctxzip_service.metrics import Metrics
 from ctxzip_service.settings import ServiceSettings
 
 # Label values for metrics: known routes by path, everything else as "other" (bounded cardinality).
-ENDPOINTS = frozenset({"/v1/compress", "/v1/chat/completions", "/healthz", "/readyz", "/metrics"})
+ENDPOINTS = frozenset({"/v1/compress", "/v1/chat/completions", "/v1/messages", "/healthz", "/readyz", "/metrics"})
 
 
-def _error(status: int, code: str, message: str, kind: str = "invalid_request_error") -> tuple[dict, bytes]:
-    body = json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
+def _error(status: int, code: str, message: str, kind: str = "invalid_request_error", path: str = "") -> tuple[dict, bytes]:
+    if path == "/v1/messages":  # Anthropic clients read Anthropic's error shape
+        from ctxzip_service.anthropic import error_body
+
+        body = json.dumps(error_body(status, message)).encode()
+    else:
+        body = json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
     start = {
         "type": "http.response.start",
         "status": status,
@@ -76,7 +81,7 @@ class EdgeMiddleware:
             await send(message)
 
         async def refuse(code_status: int, code: str, message: str) -> None:
-            start, body = _error(code_status, code, message)
+            start, body = _error(code_status, code, message, path=path)
             await send_observed(start)
             await send({"type": "http.response.body", "body": body})
 

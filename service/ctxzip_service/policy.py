@@ -12,14 +12,30 @@ from ctxzip.chat import ChatPolicy, TextPart
 from ctxzip_service.schemas import MARK, ChatMessage
 
 
+def _tool_names(messages: Sequence[ChatMessage]) -> dict[str, str]:
+    """tool_call_id -> the name of the function the assistant called (for the per-tool policy)."""
+    names = {}
+    for message in messages:
+        for call in (message.model_extra or {}).get("tool_calls") or []:
+            if isinstance(call, dict) and isinstance(call.get("id"), str):
+                function = call.get("function") if isinstance(call.get("function"), dict) else {}
+                names[call["id"]] = str(function.get("name", ""))
+    return names
+
+
 def message_parts(messages: Sequence[ChatMessage]) -> list[TextPart]:
-    """Every text of every message (string content, or the text parts of a list content)."""
+    """Every text of every message (string content, or the text parts of a list content); a tool
+    result carries the name of the tool that produced it (legacy `function` messages their `name`)."""
+    names = _tool_names(messages)
     parts = []
     for i, message in enumerate(messages):
+        extra = message.model_extra or {}
+        tool = names.get(extra.get("tool_call_id")) if message.role == "tool" else extra.get("name")
+        tool = tool if isinstance(tool, str) else None
         if isinstance(message.content, str):
-            parts.append(TextPart(i, None, message.role, message.content))
+            parts.append(TextPart(i, None, message.role, message.content, tool=tool))
         elif isinstance(message.content, list):
-            parts.extend(TextPart(i, j, message.role, part.text, part.ctxzip_compress)
+            parts.extend(TextPart(i, j, message.role, part.text, part.ctxzip_compress, tool=tool)
                          for j, part in enumerate(message.content) if part.text is not None)
     return parts
 

@@ -84,8 +84,9 @@ class UpstreamProxy:
         headers: dict[str, str],
         extra_response_headers: Mapping[str, str] | None = None,
         query: str = "",
+        base: str | None = None,
     ) -> Response:
-        url = f"{self.settings.upstream}{path}" + (f"?{query}" if query else "")
+        url = f"{base or self.settings.upstream}{path}" + (f"?{query}" if query else "")
         shard = self._pick()
         client = self.clients[shard]
         self._in_flight[shard] += 1

@@ -66,6 +66,10 @@ class PolicyIn(BaseModel):
     roles: list[str] | None = None
     min_tokens: int | None = Field(None, ge=0)
     compress_last_user: bool | None = None
+    split_user: bool | None = None  # split an unmarked user message into context and question
+    tools: dict[str, Literal["compress", "never"]] | None = None  # per-tool policy by tool name
+    default_tool: Literal["compress", "never"] | None = None  # for tools not named in `tools`
+    keep_last_turns: int | None = Field(None, ge=0, le=10_000)  # under a token budget
 
 
 class ChatCompletionRequest(BaseModel):

@@ -19,6 +19,8 @@ class ServiceSettings(BaseSettings):
     port: int = Field(8088, ge=0, le=65535)
     # Base URL of the OpenAI-compatible upstream; requests go to {upstream}/chat/completions.
     upstream: str = "https://api.openai.com/v1"
+    # Base URL of the Anthropic upstream; /v1/messages goes to {anthropic_upstream}/messages.
+    anthropic_upstream: str = "https://api.anthropic.com/v1"
     # Sent upstream only when the caller brings no Authorization header of its own (or authenticated
     # to the sidecar with it). Never logged: SecretStr prints as '**********'.
     upstream_api_key: SecretStr | None = None
@@ -49,6 +51,11 @@ class ServiceSettings(BaseSettings):
     compress_roles: list[str] = ["user", "tool", "function"]
     min_tokens: int = Field(256, ge=0)  # shorter contents pass unchanged
     compress_last_user: bool = False
+    split_user: bool = True  # split an unmarked user message into context (compressed) and question
+    tool_policy: dict[str, Literal["compress", "never"]] = {}  # by tool name
+    default_tool_policy: Literal["compress", "never"] = "compress"
+    keep_last_turns: int = Field(0, ge=0)  # under a token budget: the last K turns stay verbatim
+    structured_method: str | None = "json"  # for JSON, logs and tables; None: the request's method
 
     micro_batch: bool = True
     max_batch_size: int = Field(32, ge=1)
@@ -59,7 +66,7 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
 
-    @field_validator("upstream")
+    @field_validator("upstream", "anthropic_upstream")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):

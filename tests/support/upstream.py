@@ -1,4 +1,4 @@
-"""Test and benchmark helpers: a recording OpenAI-compatible upstream and uvicorn on a free port.
+"""Test and benchmark helpers: a recording OpenAI- and Anthropic-compatible upstream and uvicorn on a free port.
 
     upstream = RecordingUpstream()
     with UvicornThread(upstream.app()) as up, UvicornThread(create_app(settings(up.url))) as sidecar:
@@ -50,9 +50,38 @@ def stream_chunks(model: str, content: str = ANSWER) -> list[bytes]:
     return events
 
 
+def anthropic_message(model: str, content: str = ANSWER) -> dict[str, Any]:
+    return {
+        "id": "msg_test", "type": "message", "role": "assistant", "model": model,
+        "content": [{"type": "text", "text": content}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 7},
+    }
+
+
+def anthropic_stream_events(model: str, content: str = ANSWER) -> list[bytes]:
+    """Anthropic Messages SSE: message_start, one text block delta per word, message_delta, message_stop."""
+    def event(name: str, data: dict) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+    start = anthropic_message(model, "")
+    start["content"], start["stop_reason"] = [], None
+    events = [event("message_start", {"type": "message_start", "message": start}),
+              event("content_block_start", {"type": "content_block_start", "index": 0,
+                                            "content_block": {"type": "text", "text": ""}}),
+              event("ping", {"type": "ping"})]
+    for n, word in enumerate(content.split(" ")):
+        events.append(event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                    "delta": {"type": "text_delta", "text": word if n == 0 else " " + word}}))
+    events += [event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               event("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                       "usage": {"output_tokens": 7}}),
+               event("message_stop", {"type": "message_stop"})]
+    return events
+
+
 @dataclass
 class RecordingUpstream:
-    """Answers chat completions and remembers each request's JSON body and headers."""
+    """Answers chat completions (OpenAI) and messages (Anthropic); remembers each request's JSON body and headers."""
 
     stream_delay_s: float = 0.0  # between SSE events, so a test can see chunks arrive one by one
     record: bool = True
@@ -77,6 +106,22 @@ class RecordingUpstream:
                             await asyncio.sleep(self.stream_delay_s)
                 return StreamingResponse(events(), media_type="text/event-stream")
             return JSONResponse(completion(model), headers={"x-upstream": "recording"})
+
+        @app.post("/v1/messages")
+        async def messages(request: Request):
+            body = json.loads(await request.body())
+            if self.record:
+                self.received.append(body)
+                self.headers.append(dict(request.headers))
+            model = body.get("model", "test-model")
+            if body.get("stream"):
+                async def events():
+                    for event in anthropic_stream_events(model):
+                        yield event
+                        if self.stream_delay_s:
+                            await asyncio.sleep(self.stream_delay_s)
+                return StreamingResponse(events(), media_type="text/event-stream")
+            return JSONResponse(anthropic_message(model), headers={"x-upstream": "recording"})
 
         @app.get("/v1/models")
         async def models():
