@@ -148,6 +148,39 @@ def comparison(records: list[dict], sets: list[str], challenger: str = DEFAULT_E
     return [f"## {challenger} against {baseline}", "", markdown_table(header, rows), ""], printed
 
 
+def targets(records: list[dict], sets: list[str]) -> list[str]:
+    """The issue's targets for the extractive default, each with its measured value and a verdict."""
+    def mean(method: str, s: str, ratio: str) -> float:
+        values = values_of(records, method, s, ratio)
+        return float(np.nanmean(values)) if values else float("nan")
+
+    rows = []
+    for s in [s for s in ("hotpot-bm25", "hotpot-minilm", "squad-chunks") if s in sets]:
+        gap = mean(FULL, s, "1/3") - mean(DEFAULT_EXTRACTIVE, s, "1/3")
+        rows.append([f"1/3: within 2 points of the full context on {s}", f"{gap * 100:.1f} points below full",
+                     "met" if gap <= 0.02 else "missed"])
+    qa = [s for s in sets if s != "qmsum"]
+    if qa:
+        margins = {s: mean(DEFAULT_EXTRACTIVE, s, "1/6") - mean(TRUNCATION, s, "1/6") for s in qa}
+        worst = min(qa, key=lambda s: mean(DEFAULT_EXTRACTIVE, s, "1/6"))
+        rows.append(["1/6: at least 8 points above truncation after de-dup on the worst set",
+                     f"{margins[worst] * 100:+.1f} points on {worst} (smallest margin: "
+                     f"{min(margins.values()) * 100:+.1f} on {min(margins, key=margins.get)})",
+                     "met" if margins[worst] >= 0.08 else "missed"])
+    if "qmsum" in sets:
+        value = mean(DEFAULT_EXTRACTIVE, "qmsum", "1/10")
+        rows.append(["QMSum eval meetings, gold-span recall at 1/10 >= 0.40", f"{value:.3f}",
+                     "met" if value >= 0.40 else "missed"])
+    beaten = [f"{s} {r}" for s in sets for r in RATIO_NAMES.values()
+              if mean(DEFAULT_EXTRACTIVE, s, r) <= mean(TRUNCATION, s, r)]
+    rows.append(["beats truncation after de-dup on every set at 1/3, 1/6 and 1/10",
+                 "not beaten on: " + (", ".join(beaten) or "none"), "met" if not beaten else "missed"])
+    below = [s for s in sets if mean(DEFAULT_TOKEN, s, "1/3") < mean(RANDOM, s, "1/3")]
+    rows.append(["token default with a query at least random sentences at 1/3 on every set",
+                 "below on: " + (", ".join(below) or "none"), "met" if not below else "missed"])
+    return ["## Targets (issue 16)", "", markdown_table(["target", "measured", "verdict"], rows), ""]
+
+
 def overshoots_and_speed(records: list[dict], methods: list[str], sets: list[str]) -> list[str]:
     rows = []
     for method in methods:
@@ -228,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analysis", action="store_true", help="add the diagnostic variants")
     parser.add_argument("--name", default="quality")
     parser.add_argument("--speed", type=int, default=30, help="hotpot-bm25 examples for the batching check (0: skip)")
+    parser.add_argument("--extra", default="", help="analysis methods to add to the standard ones, separated by ';'")
     args = parser.parse_args(argv)
 
     import logging
@@ -241,9 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     methods = standard_methods()
     if args.analysis:
         methods.update(analysis_methods())
+    known = {**standard_methods(), **analysis_methods()}
     if args.methods:  # any standard or analysis method, by label
-        known = {**standard_methods(), **analysis_methods()}
         methods = {k.strip(): known[k.strip()] for k in args.methods.split(";") if k.strip()}
+    methods.update({k.strip(): known[k.strip()] for k in args.extra.split(";") if k.strip()})
     data = {s: load_devset(s, args.part, limit=args.n) for s in sets}
     records = []
     RECORDS.mkdir(parents=True, exist_ok=True)
@@ -261,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
              "(qmsum), mean [95% bootstrap interval]. Worst set and mean are over the sets' means. Sets and parts: "
              "`eval/devsets/__init__.py` and `docs/quality.md`.", ""]
     lines += tables(records, labels, sets)
+    if all(m in methods for m in (DEFAULT_EXTRACTIVE, TRUNCATION, DEFAULT_TOKEN, RANDOM, FULL)):
+        lines += targets(records, sets)
     for challenger, baseline, budgets in COMPARISONS:
         if challenger in methods and baseline in methods:
             compared, printed = comparison(records, sets, challenger, baseline, budgets)

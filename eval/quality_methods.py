@@ -179,6 +179,7 @@ DEFAULT_TOKEN = "TokenClassifierCompressor() + query"
 TOKEN_WORDS = "TokenClassifierCompressor(cascade=False, unit='word') + query"
 RANDOM = "random sentences"
 TRUNCATION = "truncation after de-dup"
+PREVIOUS_EXTRACTIVE = "previous default (context head v1, rounds=2)"
 FULL = "full context"
 
 
@@ -221,13 +222,13 @@ def _head_with(**settings) -> str:
 def analysis_methods() -> dict[str, Method]:
     """Variants for finding out why truncation wins on retriever-ordered sets (`--analysis`)."""
     methods = [
-        Method("ExtractiveCompressor(rounds=1)", extractive(rounds=1)),
+        Method("ExtractiveCompressor(rounds=2)", extractive(rounds=2)),
         Method("ExtractiveCompressor(ordered=False)", extractive(ordered=False)),
-        Method("ExtractiveCompressor(scorer=context v1)", extractive(model=str(_v1_head()))),
+        Method(PREVIOUS_EXTRACTIVE, extractive(model=str(_v1_head()), rounds=2)),
         Method("extractive, no de-dup", extractive(deduplicate=False)),
         *[Method(f"ExtractiveCompressor(smooth radius={r}, weight={w})",
                  lambda r=r, w=w: extractive(model=_head_with(smooth_radius=r, smooth_weight=w))())
-          for r, w in ((2, 0.5), (4, 0.5), (4, 0.8), (8, 0.8))],
+          for r, w in ((2, 0.5), (4, 0.5), (4, 0.8), (8, 0.8), (8, 0.9), (16, 0.8), (16, 0.9), (32, 0.9), (64, 0.9))],
         Method("bi-encoder, 1 round, after de-dup", extractive(scorer="bi_encoder", rounds=1,
                                                                duplicate_threshold=EXACT)),
         Method("truncation, no de-dup", lambda: extractive(scorer=_position(), rounds=1, deduplicate=False)()),

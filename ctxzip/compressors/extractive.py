@@ -30,11 +30,12 @@ from ctxzip.select import ORDERS, SelectionOptions, Units, unit_costs
 class ExtractiveCompressor(ScoringCompressor):
     """Query-aware sentence selection.
 
-    scorer: "context" (default: the shipped head over MiniLM embeddings and paragraph features,
-        trained on HotpotQA supporting sentences; see ctxzip/weights/sentence-context-head-v1),
+    scorer: "context" (default: the shipped head over MiniLM embeddings, rank and paragraph features,
+        trained on a mix of retrieved, chunked and transcript data; see ctxzip/weights/sentence-context-head-v2),
         "bi_encoder" (MiniLM cosine), "bm25", "classifier" (fine-tuned cross-encoder), "fusion",
         or any SentenceScorer instance. `model` is the scorer's model (a head file for "context").
-    rounds: scoring rounds; round r>1 appends the `hop_sentences` best sentences so far to the query
+    rounds: scoring rounds (default 1: a second round kept fewer answers on every development set,
+        docs/quality.md); round r>1 appends the `hop_sentences` best sentences so far to the query
         and mixes the new scores in with weight `hop_weight` (multi-hop questions). hop_mode "mix"
         averages old and new scores, "gain" adds only what the expansion raised; with
         hop_other_documents only sentences outside the hop sentences' documents are rescored.
@@ -53,7 +54,7 @@ class ExtractiveCompressor(ScoringCompressor):
     scorer: str | SentenceScorer = "context"
     model: str | None = None
     device: str = "auto"
-    rounds: int = 2
+    rounds: int = 1
     hop_sentences: int = 1
     hop_weight: float = 0.5
     hop_mode: str = "mix"

@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     probabilities = [mlp_probabilities(best, f) for f in dev_features]
     selectable = selection_metric.selectable_masks(dev, probabilities)
     search = []
-    for radius, smooth in ((0, 0.0), (3, 0.5), (6, 0.5), (12, 0.5), (12, 0.8), (25, 0.5), (25, 0.8), (50, 0.8)):
+    for radius, smooth in ((0, 0.0), (4, 0.5), (8, 0.8), (16, 0.8), (16, 0.9), (32, 0.9), (64, 0.9)):
         for weight in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8):
             settings = {"smooth_radius": np.array(radius), "smooth_weight": np.array(smooth, np.float32),
                         "prior_weight": np.array(weight, np.float32)}

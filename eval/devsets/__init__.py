@@ -6,6 +6,7 @@
 | `hotpot-minilm` | the same questions, top 10 passages by MiniLM cosine from the same pool, in rank order | answer string | answer recall |
 | `squad-chunks` | a SQuAD v2 answerable question and the top 10 of ~120-word chunks (50% overlap) of all SQuAD v2 dev articles by MiniLM cosine, in rank order | answer strings | answer recall |
 | `qmsum` | a QMSum query-focused question and the whole meeting transcript (one document, one `speaker: text` line per turn) | relevant turn ranges | gold-span recall |
+| `squad-article` | a SQuAD v2 answerable question and its whole article as one document (no retrieval, no rank) | answer strings | answer recall |
 
 The gold passages of a retrieved set are not guaranteed to be among the 10 (the full context's answer
 recall is the ceiling). HotpotQA yes/no questions are left out (the answer string cannot be in the text).
@@ -15,7 +16,7 @@ Parts are decided by `eval.datasets.bucket` (sha1 of a stable key, mod 10), so t
 | set | key | eval | dev | train |
 |---|---|---|---|---|
 | hotpot-* | question `_id` | bucket < 2 (the `eval.datasets` HotpotQA eval split) | bucket 2 | bucket >= 3 |
-| squad-chunks | article title (a question's article decides) | bucket < 3 (the `eval.datasets` SQuAD eval split) | bucket 3-4 | bucket >= 5 |
+| squad-chunks, squad-article | article title (a question's article decides) | bucket < 3 (the `eval.datasets` SQuAD eval split) | bucket 3-4 | bucket >= 5 |
 | qmsum | the meeting (its first 20 turns' text) | bucket < 4 | bucket 4-5 | bucket >= 6 |
 
 Training reads only train parts, tuning (epoch choice, thresholds) only dev parts; reports use eval
@@ -38,7 +39,7 @@ from ctxzip.document import Document
 from ctxzip.errors import InvalidInputError
 
 PARTS = ("train", "dev", "eval")
-SETS = ("hotpot-bm25", "hotpot-minilm", "squad-chunks", "qmsum")
+SETS = ("hotpot-bm25", "hotpot-minilm", "squad-chunks", "qmsum", "squad-article")
 
 
 @dataclass
@@ -83,6 +84,10 @@ def load_devset(name: str, part: str = "eval", limit: int | None = None, seed: i
         from eval.devsets.squad_chunks import load_squad_chunks
 
         examples = load_squad_chunks(part)
+    elif name == "squad-article":
+        from eval.devsets.squad_article import load_squad_article
+
+        examples = load_squad_article(part)
     elif name == "qmsum":
         from eval.devsets.qmsum import load_qmsum
 
