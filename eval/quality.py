@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analysis", action="store_true", help="add the diagnostic variants")
     parser.add_argument("--name", default="quality")
     parser.add_argument("--speed", type=int, default=30, help="hotpot-bm25 examples for the batching check (0: skip)")
+    parser.add_argument("--from-records", action="store_true",
+                        help="report the records of the last run of --name again (no compressing; --speed still runs)")
     parser.add_argument("--extra", default="", help="analysis methods to add to the standard ones, separated by ';'")
     args = parser.parse_args(argv)
 
@@ -282,7 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     data = {s: load_devset(s, args.part, limit=args.n) for s in sets}
     records = []
     RECORDS.mkdir(parents=True, exist_ok=True)
-    for s in sets:
+    command = "python -m eval.quality " + shlex.join(sys.argv[1:] if argv is None else argv)
+    if args.from_records:
+        with open(RECORDS / f"{args.name}.jsonl", encoding="utf-8") as f:
+            records = [r for r in map(json.loads, f) if r["set"] in sets and r["method"] in methods]
+        command = (RECORDS / f"{args.name}.command").read_text().strip() + f"`, reported again by `{command}"
+    else:
+        (RECORDS / f"{args.name}.command").write_text(command + "\n")
+    for s in [] if args.from_records else sets:
         records += run_set(methods, data[s], counter, s)
         with open(RECORDS / f"{args.name}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in records)
@@ -290,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     labels = list(methods)
     sizes = ", ".join(f"{s} {len(data[s])}" for s in sets)
     lines = ["# Selection quality on production-like development sets (issue 16)", "",
-             f"`python -m eval.quality {' '.join(argv or [])}`".replace(" `", "`"), "",
+             f"`{command.strip()}`", "",
              f"Part: **{args.part}**. Examples per set: {sizes} (seeded samples, the same for every method). "
              "Budgets are shares of each example's cl100k tokens. Cells: answer recall (QA sets) or gold-span recall "
              "(qmsum), mean [95% bootstrap interval]. Worst set and mean are over the sets' means. Sets and parts: "

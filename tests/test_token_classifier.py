@@ -332,3 +332,20 @@ def test_bad_cascade_options_are_refused(option):
 
     with pytest.raises(InvalidInputError):
         TokenClassifierCompressor(**option)
+
+
+def test_cascade_compress_many_batches_the_sentence_stage_and_matches_single_calls(bert_path, monkeypatch):
+    compressor = TokenClassifierCompressor(model=bert_path, question_model=None, allow_random_head=True,
+                                           sentence_options={"scorer": "bm25"})
+    items = [(PASSAGES, "What are the moons of Mars called?"), (PASSAGES[1:], "Which planet is largest?"),
+             (PASSAGES[0], None)]
+    single = [compressor.compress(docs, query, budget=20) for docs, query in items]
+    stage = compressor._sentence_stage()
+    batches = []
+    original = type(stage).score_many
+    monkeypatch.setattr(type(stage), "score_many", lambda self, requests: batches.append(len(requests))
+                        or original(self, requests))
+    many = compressor.compress_many(items, budget=20)
+    assert batches == [2]  # the two cascading requests in one call; the third has no query
+    assert [r.text for r in many] == [r.text for r in single]
+    assert [r.info["cascade"] is False for r in many] == [False, False, True]

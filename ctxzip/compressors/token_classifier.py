@@ -208,14 +208,23 @@ class TokenClassifierCompressor(ScoringCompressor):
         return Units(units.doc, units.start, units.end, units.score, units.protected.copy(), units.selectable,
                      units.group, units.parent, units.placeholders, dict(units.info))
 
-    def _cascade_units(self, request: Request) -> Units:
+    def score_many(self, requests: list[Request]) -> list[Units]:
+        """The cascade's sentence stage scores all requests together (its encoder forwards are batched)."""
+        cascading = [r for r in requests if not self.llmlingua_compatible and self.cascades(r)]
+        if len(cascading) < 2:
+            return super().score_many(requests)
+        sentences = iter(self._sentence_stage().score_many(cascading))
+        return [self._cascade_units(r, next(sentences)) if any(r is c for c in cascading) else self.score_units(r)
+                for r in requests]
+
+    def _cascade_units(self, request: Request, sentences: Units | None = None) -> Units:
         """Sentences first (the extractive stage keeps target / token_keep tokens), then the token model
         reads only what was kept and its units compete for the target. Text outside the kept
         sentences becomes word units that may not be chosen (kept only where protected)."""
         documents = request.documents
         stage = self._sentence_stage()
         room = min(request.original_tokens, max(request.target, math.floor(request.target / self.token_keep)))
-        sentences = self._sentence_units(request)
+        sentences = self._sentence_units(request) if sentences is None else sentences
         chosen = select_under_budget(documents, sentences, room, request.counter, stage.selection(request))
         kept = [[] for _ in documents]
         for i in np.flatnonzero(chosen.mask).tolist():
