@@ -1,4 +1,4 @@
-"""Cutting text into units: words, phrases and sentences, as character spans.
+"""Cutting text into units: words, entities, phrases and sentences, as character spans.
 
 Every unit owns the whitespace before it and the units of a text cover it without gaps, so any
 selection of units rendered by concatenation is a sequence of original slices with natural spacing.
@@ -59,6 +59,38 @@ def word_spans(text: str) -> Spans:
             ends.extend(range(int(spans[i, 0]) + MAX_WORD_CHARS, int(spans[i, 1]), MAX_WORD_CHARS))
         return cover(text, ends)
     return spans[:, 0], spans[:, 1]
+
+
+_MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|November|December"
+          r"|Jan\.|Feb\.|Mar\.|Apr\.|Jun\.|Jul\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)")
+_NAME_WORD = r"\p{Lu}(?:\.|[\p{L}\p{M}\p{N}'’&-]*)"  # "Obama", "O'Neil", or an initial "J."
+_ENTITY = regex.compile(
+    # dates: "12 March 1990", "March 12, 1990", "March 1990"
+    rf"(?:\d{{1,2}}(?:st|nd|rd|th)?\s+)?{_MONTH}(?:\s+\d{{1,2}}(?:st|nd|rd|th)?)?(?:,?\s+\d{{3,4}})?(?=\W|$)"
+    # amounts: "$1,200", "3.5 million", "12 %", "40 km"
+    r"|[$€£¥]?\d[\d,.]*\d?(?:\s?(?:%|percent|per cent|thousand|million|billion|trillion|km|kg|mph|m|ft))?(?=\W|$)"
+    # names: capitalised words, with lower-case joiners between them ("University of California")
+    rf"|{_NAME_WORD}(?:\s+(?:(?:of|the|de|del|da|di|du|van|von|der|den|la|le|al|y|and|&)\s+)*{_NAME_WORD})+"
+)
+MAX_ENTITY_WORDS = 8
+
+
+def entity_spans(text: str) -> Spans:
+    """Word units, with the words of one entity (a multi-word name, a date, a number with its scale
+    or unit) merged into one unit, so that a selection keeps or drops the entity whole."""
+    starts, ends = word_spans(text)
+    if len(starts) < 2:
+        return starts, ends
+    content = np.array([s + len(text[s:e]) - len(text[s:e].lstrip()) for s, e in zip(starts.tolist(), ends.tolist())])
+    label = np.full(len(starts), -1, dtype=np.int64)
+    for index, match in enumerate(_ENTITY.finditer(text)):
+        first = int(np.searchsorted(content, match.start(), side="left"))
+        last = int(np.searchsorted(content, match.end(), side="left"))
+        if 1 < last - first <= MAX_ENTITY_WORDS:
+            label[first:last] = index
+    joined = (label[1:] >= 0) & (label[1:] == label[:-1])  # word i+1 continues word i's entity
+    keep = np.r_[True, ~joined]
+    return starts[keep], np.r_[starts[keep][1:], ends[-1]]
 
 
 def phrase_spans(text: str) -> Spans:
@@ -148,7 +180,7 @@ def cover(text: str, content_ends: list[int]) -> Spans:
     return starts, ends
 
 
-SPLITTERS = {"word": word_spans, "phrase": phrase_spans, "sentence": sentence_spans}
+SPLITTERS = {"word": word_spans, "entity": entity_spans, "phrase": phrase_spans, "sentence": sentence_spans}
 
 
 def split_documents(documents: list[Document], unit: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

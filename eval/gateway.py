@@ -46,7 +46,7 @@ import httpx
 
 from eval.gateway_traces import appears, load_traces, request_body
 from eval.service_bench import (
-    PASS_THROUGH_BODY, Process, free_port, load, run_async, start_upstream, wait_ready,
+    PASS_THROUGH_BODY, Process, free_port, load, run_async, start_sidecar, start_upstream, wait_ready,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,15 +76,7 @@ class System:
 
 
 def start_ctxzip(upstream_url: str, extra: list[str]) -> System:
-    port = free_port()
-    args = [sys.executable, "-m", "ctxzip", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--upstream", f"{upstream_url}/v1", "--no-access-log", "--log-level", "warning", *extra]
-    process = Process(args, env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
-    try:
-        wait_ready(port, "/readyz")
-    except RuntimeError:
-        process.stop()
-        raise RuntimeError(process.proc.stderr.read().decode()[-2000:])
+    process, port = start_sidecar(upstream_url, *extra)
     return System("ctxzip", port, process)
 
 

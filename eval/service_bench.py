@@ -291,10 +291,12 @@ def start_upstream() -> tuple[Process, int]:
     return process, port
 
 
-def start_sidecar(upstream_port: int, *flags: str) -> tuple[Process, int]:
+def start_sidecar(upstream: int | str, *flags: str) -> tuple[Process, int]:
+    """`ctxzip serve` in front of a local upstream port or an upstream base URL; waits until ready."""
     port = free_port()
+    base = f"http://127.0.0.1:{upstream}" if isinstance(upstream, int) else upstream
     args = [sys.executable, "-m", "ctxzip", "serve", "--host", "127.0.0.1", "--port", str(port),
-            "--upstream", f"http://127.0.0.1:{upstream_port}/v1", "--no-access-log", "--log-level", "warning", *flags]
+            "--upstream", f"{base}/v1", "--no-access-log", "--log-level", "warning", *flags]
     process = Process(args, env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
     try:
         wait_ready(port, "/readyz")

@@ -109,25 +109,30 @@ def run_one(variant: str, tokens: int, repeats: int) -> dict:
     }
 
 
-def speed_rows(sizes, repeats: int) -> list[dict]:
+def speed_rows(sizes, repeats: int, rounds: int) -> list[dict]:
+    """Every (size, variant) once per round, each in a fresh process; rounds interleave the variants so
+    that load from other jobs falls on all of them alike, and the spread over rounds shows how much
+    the numbers move."""
     rows = []
-    for tokens in sizes:
-        for variant in VARIANTS:
-            count = repeats if tokens <= 2_000 else 1  # the longer runs are long enough to be stable
-            command = [sys.executable, "-m", "eval.token_speed", "--one", variant, str(tokens), "--repeats", str(count)]
-            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-            if done.returncode != 0:
-                raise RuntimeError(f"{variant} at {tokens} failed:\n{done.stderr[-3000:]}")
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            print(row, flush=True)
-            rows.append(row)
+    for round_index in range(rounds):
+        for tokens in sizes:
+            for variant in VARIANTS:
+                count = repeats if tokens <= 2_000 else 1  # the longer runs are long enough to be stable
+                command = [sys.executable, "-m", "eval.token_speed", "--one", variant, str(tokens), "--repeats", str(count)]
+                done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                if done.returncode != 0:
+                    raise RuntimeError(f"{variant} at {tokens} failed:\n{done.stderr[-3000:]}")
+                row = {**json.loads(done.stdout.strip().splitlines()[-1]), "round": round_index}
+                print(row, flush=True)
+                rows.append(row)
     return rows
 
 
+# Word-level mode (no sentence cascade), so the rows differ only in the forward.
 RECALL_VARIANTS = {
-    "fp32": {"quantize": None},
-    "int8 torch": {"quantize": "int8", "backend": "torch"},
-    "int8 onnxruntime (default)": {"quantize": "int8", "backend": "onnx"},
+    "fp32": {"quantize": None, "cascade": False},
+    "int8 torch": {"quantize": "int8", "backend": "torch", "cascade": False},
+    "int8 onnxruntime (default)": {"quantize": "int8", "backend": "onnx", "cascade": False},
 }
 
 
@@ -219,34 +224,41 @@ def render(speed, recall, budget, args) -> str:
     lines = [
         "# Token classifier: speed against llmlingua, int8 faithfulness, budget compliance",
         "",
-        f"Command: `.venv/bin/python -m eval.token_speed{' --quick' if args.quick else ''}` (run under `flock /tmp/ctxzip-heavy.lock`).",
+        f"Command: `.venv/bin/python -m eval.token_speed{' --quick' if args.quick else ''} --rounds {args.rounds}` (run under `flock /tmp/ctxzip-heavy.lock`).",
         "Checkpoint for every row: the embedded distilled model `ctxzip/lingua-minilm-v1` (all-MiniLM-L6-v2 with a trained",
         "keep/drop head), copied as `...-bert-base-multilingual-cased` so llmlingua accepts it. llmlingua runs its 512-token chunks;",
         "ctxzip the 256-token windows the model was trained on.",
         f" Inputs: HotpotQA eval paragraphs joined to the size shown; rate/ratio {RATIO}.",
         "llmlingua = `PromptCompressor(use_llmlingua2=True).compress_prompt_llmlingua2([text], rate=0.33)` (0.2.2, fp32, its 512-token chunks, batch 50).",
-        f"Time = best of {args.repeats} at 2k, one run at 8k and 32k, after a warm-up call; forward = wall time inside `model.forward`; peak RSS = the process's max resident memory, model included.",
+        f"{args.rounds} rounds; in each round every implementation runs once per size in a fresh process (best of {args.repeats} calls at 2k, one call at 8k and 32k, after a warm-up call). "
+        "The speed-up is taken within a round (same load for both), then its median and range over rounds are shown; "
+        "forward = wall time inside `model.forward` (median round); peak RSS = the process's max resident memory, model included.",
         "CPU shared with other jobs (2 cores); no GPU was available, so the CUDA post-processing share is not measured here.",
         "",
         "## Speed",
         "",
     ]
-    table = []
-    by_size = {}
+    table, ratio_rows = [], []
+    by_size: dict = {}
     for row in speed:
-        by_size.setdefault(row["target"], {})[row["variant"]] = row
+        by_size.setdefault(row["target"], {}).setdefault(row["variant"], []).append(row)
     for target, variants in by_size.items():
-        base = variants["llmlingua"]["seconds"]
-        for variant, row in variants.items():
+        base = {r["round"]: r["seconds"] for r in variants["llmlingua"]}
+        for variant, rows in variants.items():
+            seconds = np.array([r["seconds"] for r in rows])
+            ratios = np.array([base[r["round"]] / r["seconds"] for r in rows if r["round"] in base])
+            typical = rows[int(np.argsort(seconds)[len(seconds) // 2])]
             table.append([
-                f"~{target // 1000}k", row["tokens"], variant, f"{row['seconds']:.2f}", f"{row['tokens'] / row['seconds']:.0f}",
-                f"{base / row['seconds']:.2f}x", f"{100 * row['forward_seconds'] / row['seconds']:.1f}%",
-                f"{100 * (1 - row['forward_seconds'] / row['seconds']):.1f}%", f"{row['peak_rss_mb']:.0f}",
-                f"{row['output_tokens']} / {row['budget']}",
+                f"~{target // 1000}k", typical["tokens"], variant, len(rows), f"{np.median(seconds):.2f}",
+                f"{seconds.min():.2f}-{seconds.max():.2f}", f"{typical['tokens'] / np.median(seconds):.0f}",
+                f"{np.median(ratios):.2f}x", f"{ratios.min():.2f}-{ratios.max():.2f}x",
+                f"{100 * typical['forward_seconds'] / typical['seconds']:.1f}%", f"{typical['peak_rss_mb']:.0f}",
+                f"{typical['output_tokens']} / {typical['budget']}",
             ])
     lines.append(markdown_table(
-        ["input", "cl100k tokens", "implementation", "seconds", "tokens/s", "speed-up vs llmlingua", "in forward", "outside forward",
-         "peak RSS MB", "output tokens / target"], table))
+        ["input", "cl100k tokens", "implementation", "rounds", "median s", "range s", "tokens/s (median)",
+         "speed-up vs llmlingua (median of rounds)", "speed-up range", "in forward", "peak RSS MB",
+         "output tokens / target"], table))
     if recall:
         lines += ["", f"## Answer recall, fp32 vs int8 forward (HotpotQA eval, first {recall[0]['examples']} non-yes/no questions, ratio {RATIO}, distilled model, task-agnostic)", ""]
         base = recall[0]["answer_recall"]
@@ -268,6 +280,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=2, metavar=("VARIANT", "TOKENS"))
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4, help="times every (size, implementation) is run")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parts", default="speed,recall,budget")
     args = parser.parse_args()
@@ -279,7 +292,7 @@ def main() -> None:
     from eval.report import write_results
 
     # Written after each part, so a run cut short still leaves what it measured.
-    speed = speed_rows(SIZES[:2] if args.quick else SIZES, args.repeats) if "speed" in parts else []
+    speed = speed_rows(SIZES[:2] if args.quick else SIZES, args.repeats, args.rounds) if "speed" in parts else []
     write_results("token_speed", render(speed, [], [], args))
     recall = recall_rows(20 if args.quick else 30) if "recall" in parts else []
     write_results("token_speed", render(speed, recall, [], args))

@@ -8,6 +8,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def upstream():
+    """A recording OpenAI/Anthropic upstream on a real port (tests/support/upstream.py), one per module."""
+    from tests.support.upstream import RecordingUpstream, UvicornThread
+
+    recorder = RecordingUpstream()
+    with UvicornThread(recorder.app()) as server:
+        recorder.url = server.url
+        yield recorder
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> str:
     """A 2-layer random-weight Llama with SmolLM2's tokenizer (for methods that need a causal LM)."""

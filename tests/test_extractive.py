@@ -352,3 +352,76 @@ def test_sentence_units_split_where_blingfire_misses():
     units = [text[s:e].strip() for s, e in zip(starts, ends)]
     assert units == ["Mars is the fourth planet from the Sun.", "Mars has two moons.",
                      "Then J. K. Rowling met the U.S. Army."]
+
+
+@pytest.mark.parametrize("text", ["... !!! ???  ---", "the of and a to is. it was.", "😀😀 🎉🎉 😀. 🎉!",
+                                  "The. Of. And it. Was."])
+@pytest.mark.parametrize("query", ["the", "zebra", None])
+def test_bm25_falls_back_to_position_on_text_it_cannot_index(text, query):
+    """Issue 15: bm25s raised `max() arg is an empty sequence` on text with no indexable word."""
+    documents = [Document(text, "a"), Document(text + "\n" + text, "b")]
+    result = bm25().compress(documents, query=query, budget=Budget(ratio=0.5))
+    assert 0 < result.compressed_tokens <= result.budget_tokens
+    assert result.kept[0].doc_id == "a"  # position order: the first document's text first
+
+
+def test_position_scorer_ranks_earlier_sentences_first():
+    from ctxzip.relevance.base import ScoringTask
+    from ctxzip.relevance.position import PositionScorer
+
+    task = ScoringTask("q", ["a", "b", "c"], np.array([0, 0, 1]), np.array([0, 2, 0]), np.array([1, 3, 1]),
+                       ["a b", "c"], ["", ""])
+    scores = PositionScorer().score([task], ["q"], [None])[0]
+    assert scores.tolist() == [1.0, 0.5, 0.0]
+    result = ExtractiveCompressor(scorer="position", rounds=1).compress(PLANETS, query="bread", budget=Budget(tokens=12))
+    assert result.text.startswith("Mars is the fourth planet")
+
+
+class OrderRecorder(SentenceScorer):
+    """Scores by position and remembers whether each task said its order was evidence."""
+
+    name = "order_recorder"
+
+    def __init__(self):
+        self.seen = []
+
+    def score(self, tasks, queries, prepared):
+        self.seen += [t.ordered for t in tasks]
+        return [-np.arange(len(t), dtype=float) for t in tasks]
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_ordered_flag_reaches_the_scorer_and_the_result(ordered):
+    scorer = OrderRecorder()
+    result = ExtractiveCompressor(scorer=scorer, rounds=1, ordered=ordered).compress(
+        PLANETS, query="moons", budget=Budget(tokens=20))
+    assert scorer.seen == [ordered] and result.info["ordered"] is ordered
+
+
+def test_rank_features_only_for_ranked_inputs_of_several_documents():
+    from ctxzip.compressors.extractive import sentence_task
+    from ctxzip.relevance.context_features import question_type, rank_features, window_mean
+
+    ranked = sentence_task(PLANETS, "Which planet has moons?", ordered=True)
+    features = rank_features(ranked)
+    assert features[:, 0].all() and features[0, 2] == 1.0 and features[-1, 1] == 1.0
+    assert not rank_features(sentence_task(PLANETS, "q", ordered=False)).any()
+    assert not rank_features(sentence_task(PLANETS[:1], "q", ordered=True)).any()
+    assert question_type("How many moons does Mars have?").argmax() == 3  # "how many", not "how"
+    assert question_type("Name the moons.").argmax() == 9  # none of the types: "other"
+    values = np.array([0.0, 1.0, 2.0, 10.0])
+    assert window_mean(values, np.array([0, 0, 0, 1]), 1).tolist() == [0.5, 1.0, 1.5, 10.0]
+
+
+def test_rank_fallback_adds_the_prior_only_where_the_head_is_unsure():
+    from ctxzip.compressors.extractive import sentence_task
+    from ctxzip.relevance.context_head import with_rank_fallback
+
+    task = sentence_task(PLANETS, "moons", ordered=True)
+    unsure = np.full(len(task), 0.1)
+    leaned = with_rank_fallback(task, unsure, 0.5)
+    assert leaned[0] > leaned[-1] and leaned[-1] == pytest.approx(0.1)
+    sure = np.r_[0.99, np.full(len(task) - 1, 0.1)]
+    assert np.abs(with_rank_fallback(task, sure, 0.5) - sure).max() < 0.01
+    task.ordered = False
+    assert with_rank_fallback(task, unsure, 0.5).tolist() == unsure.tolist()

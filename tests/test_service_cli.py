@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
-from tests.support.upstream import RecordingUpstream, UvicornThread, free_socket
+from tests.support.upstream import RecordingUpstream, UvicornThread, free_socket, wait_until_ready
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,15 +30,7 @@ def test_serve_runs_uvicorn_with_flags_and_env_and_logs_json():
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+            wait_until_ready(process, url)
             assert httpx.post(url + "/v1/compress", json={"text": "a b c", "budget": {"tokens": 2}}).status_code == 401
             body = {"model": "m", "messages": [{"role": "tool", "content": "word " * 40},
                                                {"role": "user", "content": "question?"}]}

@@ -19,19 +19,11 @@ from ctxzip.budget import get_token_counter
 from ctxzip.structured.json_check import elision_problems
 from ctxzip_service import ServiceSettings, create_app
 from eval.gateway_traces import load_traces, request_body
-from tests.support.upstream import RecordingUpstream, UvicornThread, register_test_compressors
+from tests.support.upstream import UvicornThread, register_test_compressors, wait_until_ready
 
 pytestmark = pytest.mark.timeout(180)
 counter = get_token_counter("cl100k_base")
 KEY = "sk-upstream-key"
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    recorder = RecordingUpstream()
-    with UvicornThread(recorder.app()) as server:
-        recorder.url = server.url
-        yield recorder
 
 
 def gateway_settings(upstream, **overrides) -> ServiceSettings:
@@ -309,15 +301,7 @@ def test_ctxzip_serve_with_both_official_clients(upstream):
          "--no-access-log"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "ctxzip serve did not start"
-            time.sleep(0.1)
+        wait_until_ready(process, url)
         t = trace("rag-squad-2")
         body = request_body(t)
         raw = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0).chat.completions.with_raw_response.create(

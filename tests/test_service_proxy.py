@@ -13,7 +13,7 @@ import pytest
 
 from ctxzip.budget import get_token_counter
 from ctxzip_service import ServiceSettings, create_app
-from tests.support.upstream import ANSWER, RecordingUpstream, UvicornThread, completion, register_test_compressors
+from tests.support.upstream import ANSWER, UvicornThread, completion, register_test_compressors
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,14 +26,6 @@ CONTEXT = " ".join(
     for n in range(60)
 )
 counter = get_token_counter("cl100k_base")
-
-
-@pytest.fixture(scope="module")
-def upstream():
-    recorder = RecordingUpstream()
-    with UvicornThread(recorder.app()) as server:
-        recorder.url = server.url
-        yield recorder
 
 
 def sidecar_settings(upstream, **overrides) -> ServiceSettings:

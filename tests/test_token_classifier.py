@@ -276,3 +276,76 @@ def test_cli_compress_with_a_local_model(bert_path, tmp_path):
 
     data = json.loads(out.stdout)
     assert data["method"] == "token" and data["compressed_tokens"] <= 200
+
+
+PASSAGES = [
+    Document("Mars is the fourth planet from the Sun. Mars has two small moons named Phobos and Deimos. "
+             "The weather on Mars is cold and dry.", "mars", {"rank": 0}),
+    Document("Jupiter is the largest planet. Jupiter has a great red spot. It has dozens of moons.", "jupiter"),
+    Document("Bread is made from flour, water and yeast. Bakers knead dough in the morning.", "bread"),
+]
+
+
+def test_cascade_keeps_tokens_only_inside_the_sentences_it_chose(bert_path):
+    from ctxzip.compressors.extractive import ExtractiveCompressor
+
+    compressor = TokenClassifierCompressor(model=bert_path, question_model=None, allow_random_head=True,
+                                           sentence_options={"scorer": "bm25", "rounds": 1}, token_keep=0.75)
+    budget = Budget(tokens=14)
+    result = compressor.compress(PASSAGES, query="What are the moons of Mars called?", budget=budget)
+    cascade = result.info["cascade"]
+    assert cascade["stages"][0].startswith("sentences") and cascade["token_keep"] == 0.75
+    assert cascade["sentence_budget_tokens"] == 18  # floor(14 / 0.75)
+    chosen = ExtractiveCompressor(scorer="bm25", rounds=1).compress(
+        PASSAGES, query="What are the moons of Mars called?", budget=Budget(tokens=18))
+    inside = lambda span: any(k.doc_id == span.doc_id and k.start <= span.start and span.end <= k.end  # noqa: E731
+                              for k in chosen.kept)
+    assert result.kept and all(inside(span) for span in result.kept)
+    assert result.compressed_tokens <= 14
+    assert_sliced_from(result, PASSAGES)
+
+
+def test_cascade_runs_only_with_a_query_and_several_documents(bert_path):
+    compressor = TokenClassifierCompressor(model=bert_path, question_model=None, allow_random_head=True,
+                                           sentence_options={"scorer": "bm25"})
+    assert compressor.compress(PASSAGES, query=None, budget=20).info["cascade"] is False
+    assert compressor.compress(PASSAGES[0], query="moons?", budget=10).info["cascade"] is False
+    assert compressor.compress(PASSAGES, query="moons?", budget=20).info["cascade"]["sentences_kept"] > 0
+    plain = TokenClassifierCompressor(model=bert_path, question_model=None, allow_random_head=True, cascade=False)
+    assert plain.compress(PASSAGES, query="moons?", budget=20).info == {"cascade": False, "unit": "entity"}
+
+
+def test_cascade_budget_curve_scores_sentences_once(bert_path, monkeypatch):
+    compressor = TokenClassifierCompressor(model=bert_path, question_model=None, allow_random_head=True,
+                                           sentence_options={"scorer": "bm25"})
+    stage = compressor._sentence_stage()
+    calls = []
+    original = type(stage).score_units
+    monkeypatch.setattr(type(stage), "score_units", lambda self, request: calls.append(1) or original(self, request))
+    results = compressor.compress_budgets(PASSAGES, "moons of Mars?", [30, 20, 10])
+    assert len(calls) == 1 and [r.compressed_tokens <= b for r, b in zip(results, [30, 20, 10])] == [True] * 3
+
+
+@pytest.mark.parametrize("option", [{"cascade": "yes"}, {"token_keep": 0.0}, {"token_keep": 1.5}, {"unit": "letter"}])
+def test_bad_cascade_options_are_refused(option):
+    from ctxzip.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError):
+        TokenClassifierCompressor(**option)
+
+
+def test_cascade_compress_many_batches_the_sentence_stage_and_matches_single_calls(bert_path, monkeypatch):
+    compressor = TokenClassifierCompressor(model=bert_path, question_model=None, allow_random_head=True,
+                                           sentence_options={"scorer": "bm25"})
+    items = [(PASSAGES, "What are the moons of Mars called?"), (PASSAGES[1:], "Which planet is largest?"),
+             (PASSAGES[0], None)]
+    single = [compressor.compress(docs, query, budget=20) for docs, query in items]
+    stage = compressor._sentence_stage()
+    batches = []
+    original = type(stage).score_many
+    monkeypatch.setattr(type(stage), "score_many", lambda self, requests: batches.append(len(requests))
+                        or original(self, requests))
+    many = compressor.compress_many(items, budget=20)
+    assert batches == [2]  # the two cascading requests in one call; the third has no query
+    assert [r.text for r in many] == [r.text for r in single]
+    assert [r.info["cascade"] is False for r in many] == [False, False, True]

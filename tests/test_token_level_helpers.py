@@ -59,3 +59,27 @@ def test_unit_mean_matches_a_plain_loop(pieces, seed):
         inside = [v for t, v in zip(token_starts, values) if s <= t < e]
         assert np.isclose(means[u], np.mean(inside) if inside else -1.0)
     assert np.all((unit_of == -1) == (token_starts >= position))
+
+
+def test_entity_units_keep_names_dates_and_amounts_whole():
+    from ctxzip.segment import entity_spans
+
+    text = ("Barack Obama was born on 4 August 1961 in Honolulu, Hawaii. He won $1,200 and 3.5 million votes "
+            "at the University of California on March 12, 1990. J. K. Rowling lives in New York City.")
+    starts, ends = entity_spans(text)
+    units = [text[s:e].strip() for s, e in zip(starts.tolist(), ends.tolist())]
+    for entity in ("Barack Obama", "4 August 1961", "$1,200", "3.5 million", "University of California",
+                   "March 12, 1990.", "J. K. Rowling", "New York City."):
+        assert entity in units, entity
+    assert "Hawaii. He" not in units and "Hawaii." in units  # a name does not run across a sentence end
+    assert "".join(text[s:e] for s, e in zip(starts.tolist(), ends.tolist())) == text
+
+
+@given(st.text(alphabet=st.sampled_from(list("Ab c.1,$ \n\t%MJé")), max_size=80))
+@settings(max_examples=100, deadline=None)
+def test_entity_units_cover_any_text_without_gaps(text):
+    from ctxzip.segment import entity_spans, word_spans
+
+    starts, ends = entity_spans(text)
+    assert "".join(text[s:e] for s, e in zip(starts.tolist(), ends.tolist())) == text
+    assert len(starts) <= max(len(word_spans(text)[0]), 1 if text else 0)

@@ -30,11 +30,12 @@ from ctxzip.select import ORDERS, SelectionOptions, Units, unit_costs
 class ExtractiveCompressor(ScoringCompressor):
     """Query-aware sentence selection.
 
-    scorer: "context" (default: the shipped head over MiniLM embeddings and paragraph features,
-        trained on HotpotQA supporting sentences; see ctxzip/weights/sentence-context-head-v1),
+    scorer: "context" (default: the shipped head over MiniLM embeddings, rank and paragraph features,
+        trained on a mix of retrieved, chunked and transcript data; see ctxzip/weights/sentence-context-head-v2),
         "bi_encoder" (MiniLM cosine), "bm25", "classifier" (fine-tuned cross-encoder), "fusion",
         or any SentenceScorer instance. `model` is the scorer's model (a head file for "context").
-    rounds: scoring rounds; round r>1 appends the `hop_sentences` best sentences so far to the query
+    rounds: scoring rounds (default 1: a second round kept fewer answers on every development set,
+        docs/quality.md); round r>1 appends the `hop_sentences` best sentences so far to the query
         and mixes the new scores in with weight `hop_weight` (multi-hop questions). hop_mode "mix"
         averages old and new scores, "gain" adds only what the expansion raised; with
         hop_other_documents only sentences outside the hop sentences' documents are rescored.
@@ -46,12 +47,14 @@ class ExtractiveCompressor(ScoringCompressor):
     order: "original" document order in the output, or "relevance" (best document first).
     min_score: selective augmentation; sentences whose score is below it are dropped,
         and when none passes the context comes back empty with `info["empty_context"] = True`.
+    ordered: the documents come ranked, best first (a retriever's output), so their order is evidence
+        the scorer may use; False when the order carries no information (shuffled, chronological).
     """
 
     scorer: str | SentenceScorer = "context"
     model: str | None = None
     device: str = "auto"
-    rounds: int = 2
+    rounds: int = 1
     hop_sentences: int = 1
     hop_weight: float = 0.5
     hop_mode: str = "mix"
@@ -64,6 +67,7 @@ class ExtractiveCompressor(ScoringCompressor):
     mmr_lambda: float = 0.7
     order: str = "original"
     min_score: float | None = None
+    ordered: bool = True
     protection: Protection = Protection()
     method = "extractive"
 
@@ -97,7 +101,7 @@ class ExtractiveCompressor(ScoringCompressor):
 
     def score_many(self, requests: list[Request]) -> list[Units]:
         """All requests' sentences go through the scorer together (shared batched forwards)."""
-        tasks = [sentence_task(r.documents, r.query or "") for r in requests]
+        tasks = [sentence_task(r.documents, r.query or "", self.ordered) for r in requests]
         scores, vectors = self._score(tasks)
         return [self._units(r, t, s, v) for r, t, s, v in zip(requests, tasks, scores, vectors)]
 
@@ -108,7 +112,7 @@ class ExtractiveCompressor(ScoringCompressor):
             np.maximum.at(doc_score, task.sentence_doc, score)
             if self.document_weight:
                 score = score + self.document_weight * doc_score[task.sentence_doc]
-        info = {"scorer": self._scorer.name, "rounds": self.rounds, "sentences": len(task),
+        info = {"scorer": self._scorer.name, "rounds": self.rounds, "sentences": len(task), "ordered": task.ordered,
                 "document_scores": {d.id: float(v) for d, v in zip(documents, doc_score.tolist())}}
         units = Units.build(task.sentence_doc, task.sentence_start, task.sentence_end, score, info=info)
         if self.mmr and len(task):
@@ -153,9 +157,9 @@ class ExtractiveCompressor(ScoringCompressor):
         return scores, vectors
 
 
-def sentence_task(documents: list[Document], query: str) -> ScoringTask:
+def sentence_task(documents: list[Document], query: str, ordered: bool = True) -> ScoringTask:
     """Sentence units of all documents; scorers see each sentence without its surrounding whitespace."""
     doc, start, end = split_documents(documents, "sentence")
     texts = [documents[d].text[s:e].strip() for d, s, e in zip(doc.tolist(), start.tolist(), end.tolist())]
     titles = [str(d.metadata.get("title", "")) for d in documents]
-    return ScoringTask(query, texts, doc, start, end, [d.text for d in documents], titles)
+    return ScoringTask(query, texts, doc, start, end, [d.text for d in documents], titles, ordered)

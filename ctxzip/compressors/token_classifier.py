@@ -10,21 +10,24 @@ question-aware sibling (ctxzip/lingua-minilm-qa-v1, input `query [SEP] context`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ctxzip.compressors.base import Request, ScoringCompressor
 from ctxzip.errors import InvalidInputError
 from ctxzip.protect import Protection
-from ctxzip.segment import sentence_spans, split_documents
-from ctxzip.select import Units
+from ctxzip.segment import SPLITTERS, sentence_spans, split_documents, word_spans
+from ctxzip.select import Units, select_under_budget
 from ctxzip.token_scoring.aggregate import token_units, unit_mean
 from ctxzip.token_scoring.classifier import TokenClassifier, load_token_classifier, with_special_tokens
 from ctxzip.token_scoring.windows import plan_windows
 
 # Documents the coarse filter drops sink below every kept document's words (probabilities are in [0, 1]).
 _FILTERED_PENALTY = 2.0
+# With "auto", one document this long with a query is also cut at sentences first (a transcript, a report).
+CASCADE_SINGLE_DOCUMENT_TOKENS = 2000
 DEFAULT_MODEL = "ctxzip/lingua-minilm-v1"
 DEFAULT_QUESTION_MODEL = "ctxzip/lingua-minilm-qa-v1"
 
@@ -49,6 +52,12 @@ class TokenClassifierCompressor(ScoringCompressor):
         of the Linear layers), or "auto" (ONNX Runtime where installed: it loads in a fraction of
         a second and uses half the memory; torch int8 has the higher throughput on long inputs).
     batch_tokens: tokens per forward batch; None = tuned per backend (see `batch_size_for`).
+    unit: what is kept or dropped whole: "entity" (words, with multi-word names, dates and numbers
+        with their scale as one unit; see `ctxzip.segment.entity_spans`), "word" or "sentence".
+    cascade: "auto" (with a query, and several documents or one longer than 2,000 tokens), True or
+        False. A cascade keeps documents and sentences first (`ExtractiveCompressor(**sentence_options)`
+        chooses sentences worth `budget / token_keep` tokens), then the token model reads only what
+        was kept and its units compete for the budget. `info["cascade"]` says whether and how it ran.
     """
 
     model: str | None = None
@@ -64,9 +73,14 @@ class TokenClassifierCompressor(ScoringCompressor):
     device: str = "auto"
     window_tokens: int | None = None
     batch_tokens: int | None = None
-    unit: str = "word"
+    unit: str = "entity"
+    cascade: bool | str = "auto"
+    token_keep: float = 0.8
+    sentence_options: dict = field(default_factory=dict)
     allow_random_head: bool = False
     method = "token"
+    _first_stage: object = field(default=None, init=False, repr=False, compare=False)
+    _sentence_memo: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.model is None:
@@ -82,8 +96,14 @@ class TokenClassifierCompressor(ScoringCompressor):
             raise InvalidInputError(f"document_filter must be in (0, 1], got {self.document_filter}")
         if self.window_tokens is not None and self.window_tokens < 8:
             raise InvalidInputError(f"window_tokens must be at least 8, got {self.window_tokens}")
-        if self.unit not in ("word", "sentence"):
-            raise InvalidInputError(f"unit must be 'word' or 'sentence', got {self.unit!r}")
+        if self.unit not in ("word", "entity", "sentence"):
+            raise InvalidInputError(f"unit must be 'word', 'entity' or 'sentence', got {self.unit!r}")
+        if self.cascade not in ("auto", True, False):
+            raise InvalidInputError(f"cascade must be 'auto', True or False, got {self.cascade!r}")
+        if not 0.0 < self.token_keep <= 1.0:
+            raise InvalidInputError(f"token_keep must be in (0, 1], got {self.token_keep}")
+        if self.cascade is not False and not self.llmlingua_compatible:
+            self.scores_depend_on_budget = True  # the sentence stage's share follows the budget
         self.model_name = str(self.model)
         extra = Protection(numbers=self.keep_digits, force_tokens=self.force_tokens)
         if extra.enabled:
@@ -104,6 +124,11 @@ class TokenClassifierCompressor(ScoringCompressor):
             return self._load(self.question_model)
         return self.classifier
 
+    def classifier_name(self, query: str | None) -> str:
+        if query and self.question_model and not self.llmlingua_compatible:
+            return str(self.question_model)
+        return str(self.model)
+
     def _load(self, name: str) -> TokenClassifier:
         from ctxzip.models import resolve_device
 
@@ -115,25 +140,42 @@ class TokenClassifierCompressor(ScoringCompressor):
                                      full_tokenizer=self.llmlingua_compatible)
 
     def score_units(self, request: Request) -> Units:
-        documents, query = request.documents, request.query
         if self.llmlingua_compatible:
             return self._llmlingua_units(request)
+        if self.cascades(request):
+            return self._cascade_units(request)
+        documents = request.documents
+        doc, start, end = split_documents(documents, self.unit)
+        score = self._model_scores(request.query, [d.text for d in documents], doc, start, end)
+        if self.document_filter is not None and len(documents) > 1:
+            score -= _FILTERED_PENALTY * ~kept_documents(doc, score, len(documents), self.document_filter)[doc]
+        return Units.build(doc, start, end, score, info={"cascade": False, "unit": self.unit})
+
+    def cascades(self, request: Request) -> bool:
+        """Whether this request goes documents -> sentences -> tokens (see `cascade`)."""
+        if self.cascade == "auto":
+            several = len([d for d in request.documents if d.text.strip()]) > 1
+            return bool(request.query) and (several or request.original_tokens > CASCADE_SINGLE_DOCUMENT_TOKENS)
+        return bool(self.cascade)
+
+    def _model_scores(self, query: str | None, texts: list[str], doc: np.ndarray, start: np.ndarray,
+                      end: np.ndarray) -> np.ndarray:
+        """Mean keep probability of each unit (doc, start, end) of `texts`, windows of all texts batched."""
         classifier = self.classifier_for(query)
         query_ids = None
         if query and classifier.question_aware:
             # at most a quarter of each window goes to the query
             query_ids = classifier.encode(query).ids[: min(self.max_query_tokens, self.window_size(classifier) // 4)]
-        doc, start, end = split_documents(documents, self.unit)
-        # Windows of every document go through the model together: many short documents
+        # Windows of every text go through the model together: many short documents
         # (retrieved passages) then fill whole batches instead of one small forward each.
         plans, sequences, offset = [], [], 0
-        for index, document in enumerate(documents):
+        for index, text in enumerate(texts):
             rows = np.flatnonzero(doc == index)
-            encoded = classifier.encode(document.text)
+            encoded = classifier.encode(text)
             if not len(rows) or not len(encoded):
                 continue
             reserved = 0 if query_ids is None else len(query_ids) + 1  # the query and its [SEP]
-            windows = self.plan_windows(classifier, document.text, encoded, reserved)
+            windows = self.plan_windows(classifier, text, encoded, reserved)
             plans.append((rows, encoded, windows, len(sequences)))
             for a, b in windows:
                 sequence, offset = with_special_tokens(classifier.tokenizer, encoded.ids[a:b], query_ids)
@@ -146,9 +188,84 @@ class TokenClassifierCompressor(ScoringCompressor):
             token_probs = np.concatenate([p[offset : offset + (b - a)] for p, (a, b) in zip(window_probs, windows)])
             unit_of_token = token_units(encoded.starts, start[rows], end[rows])
             score[rows] = unit_mean(token_probs, unit_of_token, len(rows))
-        if self.document_filter is not None and len(documents) > 1:
-            score -= _FILTERED_PENALTY * ~kept_documents(doc, score, len(documents), self.document_filter)[doc]
-        return Units.build(doc, start, end, score)
+        return score
+
+    def _sentence_stage(self):
+        if self._first_stage is None:
+            from ctxzip.compressors.extractive import ExtractiveCompressor
+
+            self._first_stage = ExtractiveCompressor(**self.sentence_options)
+        return self._first_stage
+
+    def _sentence_units(self, request: Request) -> Units:
+        """The sentence stage's scores, remembered for the last input (budget curves score it once)."""
+        key = (tuple((d.id, d.text) for d in request.documents), request.query)
+        memo = self._sentence_memo  # one read: another thread may replace it meanwhile
+        if memo is None or memo[0] != key:
+            memo = (key, self._sentence_stage().score_units(request))
+            self._sentence_memo = memo
+        units = memo[1]
+        return Units(units.doc, units.start, units.end, units.score, units.protected.copy(), units.selectable,
+                     units.group, units.parent, units.placeholders, dict(units.info))
+
+    def score_many(self, requests: list[Request]) -> list[Units]:
+        """The cascade's sentence stage scores all requests together (its encoder forwards are batched)."""
+        cascading = [r for r in requests if not self.llmlingua_compatible and self.cascades(r)]
+        if len(cascading) < 2:
+            return super().score_many(requests)
+        sentences = iter(self._sentence_stage().score_many(cascading))
+        return [self._cascade_units(r, next(sentences)) if any(r is c for c in cascading) else self.score_units(r)
+                for r in requests]
+
+    def _cascade_units(self, request: Request, sentences: Units | None = None) -> Units:
+        """Sentences first (the extractive stage keeps target / token_keep tokens), then the token model
+        reads only what was kept and its units compete for the target. Text outside the kept
+        sentences becomes word units that may not be chosen (kept only where protected)."""
+        documents = request.documents
+        stage = self._sentence_stage()
+        room = min(request.original_tokens, max(request.target, math.floor(request.target / self.token_keep)))
+        sentences = self._sentence_units(request) if sentences is None else sentences
+        chosen = select_under_budget(documents, sentences, room, request.counter, stage.selection(request))
+        kept = [[] for _ in documents]
+        for i in np.flatnonzero(chosen.mask).tolist():
+            d, a, b = int(sentences.doc[i]), int(sentences.start[i]), int(sentences.end[i])
+            if kept[d] and kept[d][-1][1] == a:
+                kept[d][-1] = (kept[d][-1][0], b)
+            else:
+                kept[d].append((a, b))
+        docs, starts, ends, inside, views, view_start = [], [], [], [], [""] * len(documents), []
+        splitter = SPLITTERS[self.unit]
+        for d, document in enumerate(documents):
+            text, position, view = document.text, 0, []
+            for a, b in kept[d] + [(len(text), len(text))]:
+                for (lo, hi), is_kept in (((position, a), False), ((a, b), True)):
+                    if hi <= lo:
+                        continue
+                    s, e = (splitter if is_kept else word_spans)(text[lo:hi])
+                    docs.append(np.full(len(s), d))
+                    starts.append(s + lo)
+                    ends.append(e + lo)
+                    inside.append(np.full(len(s), is_kept))
+                    shift = sum(len(v) for v in view) - lo  # original offset -> offset in the kept text
+                    view_start.append(s + lo + shift if is_kept else np.full(len(s), -1))
+                    if is_kept:
+                        view.append(text[lo:hi])
+                position = max(position, b)
+            views[d] = "".join(view)
+        doc, start, end = (np.concatenate(a) if a else np.zeros(0, np.int64) for a in (docs, starts, ends))
+        inside = np.concatenate(inside) if inside else np.zeros(0, bool)
+        vstart = np.concatenate(view_start) if view_start else np.zeros(0, np.int64)
+        score = np.full(len(doc), -1.0)
+        rows = np.flatnonzero(inside)
+        if len(rows):
+            score[rows] = self._model_scores(request.query, views, doc[rows], vstart[rows],
+                                             vstart[rows] + (end[rows] - start[rows]))
+        info = {"cascade": {"stages": ["sentences: " + (stage.model_name or stage.method), "tokens: " + str(self.classifier_name(request.query))],
+                            "sentence_budget_tokens": int(room), "sentences_kept": int(chosen.mask.sum()),
+                            "documents_with_sentences_kept": int(sum(bool(k) for k in kept)),
+                            "token_keep": self.token_keep},
+                "unit": self.unit}
+        return Units.build(doc, start, end, score, selectable=inside, info=info)
 
     def window_size(self, classifier: TokenClassifier) -> int:
         """Tokens per model window, special tokens included: `window_tokens` capped by the model."""

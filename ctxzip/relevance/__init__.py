@@ -5,12 +5,13 @@ from __future__ import annotations
 from ctxzip.errors import InvalidInputError
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
 
-SCORERS = ("bi_encoder", "bm25", "classifier", "context", "fusion")
+SCORERS = ("bi_encoder", "bm25", "classifier", "context", "fusion", "position")
 
 
 def create_scorer(name: str, model: str | None = None, device: str = "auto") -> SentenceScorer:
     """"bi_encoder" (MiniLM cosine), "bm25", "classifier" (fine-tuned MiniLM reading the paragraph),
-    "context" (learned head over MiniLM embeddings and paragraph features) or "fusion"."""
+    "context" (learned head over MiniLM embeddings and paragraph features), "fusion" or "position"
+    (earlier first: the input order as the only evidence)."""
     if name == "bi_encoder":
         from ctxzip.relevance.bi_encoder import BiEncoderScorer
 
@@ -35,6 +36,10 @@ def create_scorer(name: str, model: str | None = None, device: str = "auto") -> 
              create_scorer("bm25")],
             [0.6, 0.25, 0.15],
         )
+    if name == "position":
+        from ctxzip.relevance.position import PositionScorer
+
+        return PositionScorer()
     raise InvalidInputError(f"scorer must be one of {SCORERS} or a SentenceScorer, got {name!r}")
 
 

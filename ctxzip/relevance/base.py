@@ -17,7 +17,8 @@ import numpy as np
 
 @dataclass
 class ScoringTask:
-    """Sentences of one example. `sentence_doc[i]` indexes `doc_texts`; offsets are into that text."""
+    """Sentences of one example. `sentence_doc[i]` indexes `doc_texts`; offsets are into that text.
+    `ordered`: the documents come ranked (a retriever's best first), so their order is evidence."""
 
     query: str
     sentences: list[str]
@@ -26,6 +27,7 @@ class ScoringTask:
     sentence_end: np.ndarray
     doc_texts: list[str]
     doc_titles: list[str]
+    ordered: bool = True
 
     def __len__(self) -> int:
         return len(self.sentences)

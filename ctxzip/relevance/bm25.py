@@ -1,4 +1,8 @@
-"""BM25 scorer: each task's sentences form a small corpus; the query is scored against it (bm25s)."""
+"""BM25 scorer: each task's sentences form a small corpus; the query is scored against it (bm25s).
+
+Text with no indexable word (stop words, punctuation or emoji only) and queries with none give BM25
+nothing to go on; those tasks fall back to position scores (earlier first) instead of failing.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
+from ctxzip.relevance.position import position_scores
 
 
 @dataclass
@@ -33,13 +38,13 @@ class BM25Scorer(SentenceScorer):
             if not len(task):
                 indexes.append(None)
                 continue
-            index = bm25s.BM25(k1=self.k1, b=self.b)
             titles = task.doc_titles if self.with_title else [""] * len(task.doc_texts)
             texts = [f"{titles[d]}: {s}" if titles[d] else s for d, s in zip(task.sentence_doc.tolist(), task.sentences)]
             tokenized = self._tokenize(texts, True)
-            if not tokenized.vocab:  # no words at all (blank, punctuation, stop words, emoji): nothing to rank by
+            if not tokenized.vocab or not any(len(ids) for ids in tokenized.ids):  # bm25s cannot index no words
                 indexes.append(None)
                 continue
+            index = bm25s.BM25(k1=self.k1, b=self.b)
             index.index(tokenized, show_progress=False)
             indexes.append(index)
         return indexes
@@ -48,10 +53,9 @@ class BM25Scorer(SentenceScorer):
         query_tokens = self._tokenize(list(queries), False) if queries else []
         scores = []
         for task, index, tokens in zip(tasks, prepared, query_tokens):
-            # bm25s skips query words missing from the corpus vocabulary; an empty query or a corpus
-            # without words scores 0 everywhere, so the solver falls back to position.
+            # bm25s skips query words missing from the corpus vocabulary.
             if index is None or not tokens:
-                scores.append(np.zeros(len(task)))
+                scores.append(position_scores(len(task)))
             else:
                 scores.append(np.asarray(index.get_scores(tokens), dtype=np.float64))
         return scores

@@ -21,9 +21,10 @@ from ctxzip.models import shipped_weights
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
 from ctxzip.relevance.bi_encoder import BiEncoderScorer
 from ctxzip.relevance.bm25 import BM25Scorer
+from ctxzip.relevance.context_features import N_EXTRA_FEATURES, extra_features, window_mean
 from ctxzip.scores import minmax, ranks
 
-SHIPPED_HEAD = shipped_weights("sentence-context-head-v1") / "head.npz"
+SHIPPED_HEAD = shipped_weights("sentence-context-head-v2") / "head.npz"
 N_SCALAR_FEATURES = 14
 
 
@@ -42,8 +43,8 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def sentence_features(task: ScoringTask, vectors: np.ndarray, query_vector: np.ndarray,
-                      bm25: np.ndarray) -> np.ndarray:
-    """(n_sentences, dim + N_SCALAR_FEATURES) features of one task."""
+                      bm25: np.ndarray, version: int = 1) -> np.ndarray:
+    """(n_sentences, dim + N_SCALAR_FEATURES [+ N_EXTRA_FEATURES for version 2]) features of one task."""
     n = len(task)
     doc = task.sentence_doc
     n_docs = len(task.doc_texts)
@@ -63,7 +64,14 @@ def sentence_features(task: ScoringTask, vectors: np.ndarray, query_vector: np.n
         position == 0, position == 1, np.minimum(position, 6) / 6, _ranks(cosine), doc_rank,
         bm25_scaled, bm25_doc_max[doc], cosine - cosine.max(),
     ], axis=1).astype(np.float32)
-    return np.concatenate([vectors * query_vector[None, :], scalars], axis=1)
+    parts = [vectors * query_vector[None, :], scalars]
+    if version >= 2:
+        parts.append(extra_features(task, cosine, bm25_scaled))
+    return np.concatenate(parts, axis=1)
+
+
+def feature_count(version: int, dim: int = 384) -> int:
+    return dim + N_SCALAR_FEATURES + (N_EXTRA_FEATURES if version >= 2 else 0)
 
 
 @functools.lru_cache(maxsize=4)
@@ -73,6 +81,54 @@ def load_head(path: str | None) -> dict[str, np.ndarray]:
         raise ModelNotAvailableError(f"no context head at {path}; train one with `python -m ctxzip.train context`")
     with np.load(path) as data:
         return {k: data[k] for k in data.files}
+
+
+def head_version(head: dict[str, np.ndarray]) -> int:
+    """Feature version a head was trained on (heads without the key are version 1)."""
+    return int(head["version"]) if "version" in head else 1
+
+
+def rank_prior(task: ScoringTask) -> np.ndarray:
+    """1 for sentences of the first passage falling to 0 for the last; 0 everywhere for unranked input."""
+    n_docs = len(task.doc_texts)
+    if not task.ordered or n_docs < 2:
+        return np.zeros(len(task))
+    return 1.0 - task.sentence_doc / (n_docs - 1)
+
+
+def with_rank_fallback(task: ScoringTask, probabilities: np.ndarray, weight: float) -> np.ndarray:
+    """Lean on the retriever's order as far as the head is unsure: the head's best probability is its
+    confidence that the input holds what the query needs, and the rank prior is added in proportion to
+    what is missing (`weight` is chosen on the dev parts when the head is trained)."""
+    if not weight or not len(probabilities):
+        return probabilities
+    return probabilities + weight * (1.0 - float(probabilities.max())) * rank_prior(task)
+
+
+# A document with at least this many sentences is long (a transcript, a report): relevance there comes
+# in stretches, so its scores are smoothed over neighbouring sentences.
+LONG_DOCUMENT_SENTENCES = 40
+
+
+def smooth_long_documents(task: ScoringTask, scores: np.ndarray, radius: int, weight: float) -> np.ndarray:
+    """(1 - weight) x the score + weight x its mean over `radius` sentences either side, in long documents."""
+    if not radius or not weight or not len(scores):
+        return scores
+    long = np.bincount(task.sentence_doc, minlength=len(task.doc_texts))[task.sentence_doc] >= LONG_DOCUMENT_SENTENCES
+    if not long.any():
+        return scores
+    smoothed = (1 - weight) * scores + weight * window_mean(scores, task.sentence_doc, radius)
+    return np.where(long, smoothed, scores)
+
+
+def postprocess(task: ScoringTask, probabilities: np.ndarray, head: dict[str, np.ndarray]) -> np.ndarray:
+    """The head's probabilities, smoothed in long documents and leaning on the rank where unsure, with
+    the settings chosen on the dev parts when the head was trained (stored in the head file)."""
+    def setting(key: str) -> float:
+        return float(head[key]) if key in head else 0.0
+
+    scores = smooth_long_documents(task, probabilities, int(setting("smooth_radius")), setting("smooth_weight"))
+    return with_rank_fallback(task, scores, setting("prior_weight"))
 
 
 def mlp_probabilities(head: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
@@ -95,22 +151,25 @@ class ContextHeadScorer(SentenceScorer):
 
     @property
     def model_name(self) -> str:
-        return "minilm+ctxzip/sentence-context-head-v1" if self.head is None else f"minilm+{self.head}"
+        return "minilm+ctxzip/sentence-context-head-v2" if self.head is None else f"minilm+{self.head}"
 
     def prepare(self, tasks: list[ScoringTask]):
         return list(zip(self.encoder.prepare(tasks), self.lexical.prepare(tasks))) if tasks else []
 
-    def features(self, tasks, queries, prepared) -> list[np.ndarray]:
+    def features(self, tasks, queries, prepared, version: int | None = None) -> list[np.ndarray]:
+        version = head_version(load_head(self.head)) if version is None else version
         query_vectors = self.encoder.embed(list(queries))
         bm25 = self.lexical.score(tasks, queries, [p[1] for p in prepared])
         return [
-            sentence_features(task, p[0], q, b) if len(task) else np.zeros((0, 384 + N_SCALAR_FEATURES), np.float32)
+            sentence_features(task, p[0], q, b, version) if len(task)
+            else np.zeros((0, feature_count(version)), np.float32)
             for task, p, q, b in zip(tasks, prepared, query_vectors, bm25)
         ]
 
     def score(self, tasks, queries, prepared) -> list[np.ndarray]:
         head = load_head(self.head)
-        return [mlp_probabilities(head, f) if len(f) else np.zeros(0) for f in self.features(tasks, queries, prepared)]
+        return [postprocess(task, mlp_probabilities(head, f), head) if len(f) else np.zeros(0)
+                for task, f in zip(tasks, self.features(tasks, queries, prepared, head_version(head)))]
 
     def sentence_vectors(self, prepared):
         return [p[0] for p in prepared]

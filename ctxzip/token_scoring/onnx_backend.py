@@ -34,10 +34,32 @@ def _cache_folder(model_path: str) -> Path:
     return ctxzip_home() / "onnx" / key
 
 
+# v2: transformer fusions (one Attention op per layer, fused LayerNorm and GELU) before int8.
+EXPORT_NAME = "model.int8.fused.onnx"
+
+
 def exported_int8(model_path: str) -> Path | None:
     """The cached int8 ONNX file of this checkpoint, if it was exported before."""
-    target = _cache_folder(model_path) / "model.int8.onnx"
+    target = _cache_folder(model_path) / EXPORT_NAME
     return target if target.exists() else None
+
+
+def _fuse(fp32: Path, config) -> Path:
+    """ONNX Runtime's transformer optimizer on the exported graph: attention, LayerNorm and GELU
+    become fused kernels, which int8 then quantizes as whole attention blocks. BERT and RoBERTa
+    graphs only; anything it cannot fuse is left as exported."""
+    from onnxruntime.transformers import optimizer
+
+    if getattr(config, "model_type", "") not in ("bert", "roberta", "xlm-roberta"):
+        return fp32
+    try:
+        fused = optimizer.optimize_model(str(fp32), model_type="bert", num_heads=int(config.num_attention_heads),
+                                         hidden_size=int(config.hidden_size), opt_level=1)
+    except Exception:  # an architecture variant the optimizer does not know: keep the plain graph
+        return fp32
+    target = fp32.with_name(fp32.stem + ".fused.onnx")
+    fused.save_model_to_file(str(target))
+    return target
 
 
 def export_int8(model, model_path: str) -> Path:
@@ -45,7 +67,7 @@ def export_int8(model, model_path: str) -> Path:
     from filelock import FileLock
 
     folder = _cache_folder(model_path)
-    target = folder / "model.int8.onnx"
+    target = folder / EXPORT_NAME
     if target.exists():
         return target
     folder.mkdir(parents=True, exist_ok=True)
@@ -66,16 +88,28 @@ def export_int8(model, model_path: str) -> Path:
         example = torch.ones((2, 16), dtype=torch.long)
         fp32 = folder / f"model.{os.getpid()}.onnx"
         axes = {0: "batch", 1: "sequence"}
+        # Plain (eager) attention exports as the graph pattern the fusion below recognises; SDPA does not.
+        attention = getattr(model.config, "_attn_implementation", None)
+        if attention is not None:
+            model.config._attn_implementation = "eager"
         with torch.no_grad():
             torch.onnx.export(
                 Logits(model.float().eval()), (example, example), str(fp32), dynamo=False, opset_version=17,
                 input_names=["input_ids", "attention_mask"], output_names=["logits"],
                 dynamic_axes={"input_ids": axes, "attention_mask": axes, "logits": axes},
             )
+        if attention is not None:
+            model.config._attn_implementation = attention
+        fused = _fuse(fp32, model.config)
         tmp = folder / f"model.int8.{os.getpid()}.onnx"
-        quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+        import onnx
+
+        # Fused ops come from onnxruntime's own domain, which shape inference does not type.
+        quantize_dynamic(str(fused), str(tmp), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         os.replace(tmp, target)
         fp32.unlink(missing_ok=True)
+        fused.unlink(missing_ok=True)
     return target
 
 

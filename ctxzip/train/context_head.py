@@ -1,11 +1,14 @@
-"""Train the context head (see `ctxzip.relevance.context_head`) on HotpotQA supporting sentences, train split only.
+"""Train the context head (see `ctxzip.relevance.context_head`) on a mix of sets, train parts only.
 
-    flock /tmp/ctxzip-heavy.lock .venv/bin/python -m ctxzip.train context --questions 1200
+    flock /tmp/ctxzip-heavy.lock .venv/bin/python -m ctxzip.train context --per-set 1000
 
-Embeds the sentences of `--questions` train-split questions with MiniLM once, builds the features,
-and fits a small MLP (a few seconds). 10% of those questions are held out: the epoch with the best
-dev recall@4 is kept (with dropout, so the MLP does not memorise the 384 product features).
-`--cache` keeps the features on disk so refits skip the embedding.
+Sources and labels: `ctxzip.train.context_data` (open-retrieval HotpotQA in rank order and shuffled,
+SQuAD over overlapping chunks, QMSum transcripts, HotpotQA distractor). Sentences are embedded with
+MiniLM once (`--embeddings` keeps them on disk, so refits skip it), features are built (version 2:
+v1's plus rank, repeats, neighbourhood, surface and question type), and a small MLP is fitted with
+every source weighted equally. Each epoch is scored on the dev parts the way `eval.quality` scores
+(greedy selection after de-dup at 1/3, 1/6, 1/10; answer or gold-span recall), and the epoch with the
+best mean of (mean over sets, worst set) is kept.
 """
 
 from __future__ import annotations
@@ -18,142 +21,190 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxzip.relevance.context_head import SHIPPED_HEAD, ContextHeadScorer
+from ctxzip.relevance.context_head import SHIPPED_HEAD, ContextHeadScorer, mlp_probabilities, postprocess
+from ctxzip.train.context_data import SOURCES
+
+FEATURE_VERSION = 2
 
 
-def labels_for(task, documents, gold_spans) -> np.ndarray:
-    """1 for a sentence unit that covers at least half of a gold supporting sentence."""
-    labels = np.zeros(len(task), dtype=np.float32)
-    doc_index = {d.id: i for i, d in enumerate(documents)}
-    for doc_id, start, end in gold_spans:
-        d = doc_index.get(doc_id)
-        if d is None:
-            continue
-        rows = np.flatnonzero(task.sentence_doc == d)
-        overlap = np.minimum(task.sentence_end[rows], end) - np.maximum(task.sentence_start[rows], start)
-        labels[rows[overlap >= 0.5 * (end - start)]] = 1.0
-    return labels
+def load_embeddings(path: Path | None) -> None:
+    """Pre-fill the bi-encoder's cache from disk (texts and vectors saved by `save_embeddings`)."""
+    from collections import OrderedDict
+
+    from ctxzip.relevance import bi_encoder
+
+    if path is None or not path.exists():
+        return
+    with np.load(path, allow_pickle=False) as data:
+        cache = bi_encoder._CACHE.setdefault("minilm", OrderedDict())
+        cache.update(zip(data["texts"].tolist(), data["vectors"]))
+
+
+def save_embeddings(path: Path | None) -> None:
+    from ctxzip.relevance import bi_encoder
+
+    if path is None:
+        return
+    cache = bi_encoder._CACHE.get("minilm", {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, texts=np.array(list(cache.keys())), vectors=np.stack(list(cache.values())))
+
+
+def build_features(scorer: ContextHeadScorer, items, expand: float, rng: random.Random):
+    """Features of every item with its own query, plus (for a share `expand` of the items with a
+    positive) the query a second round builds: the question and one positive sentence."""
+    tasks, queries, owners = [], [], []
+    for k, item in enumerate(items):
+        tasks.append(item.task)
+        queries.append(item.task.query)
+        owners.append(k)
+        positives = np.flatnonzero(item.labels)
+        if len(positives) and rng.random() < expand:
+            tasks.append(item.task)
+            queries.append(f"{item.task.query} {item.task.sentences[int(rng.choice(positives.tolist()))]}")
+            owners.append(k)
+    features = []
+    for begin in range(0, len(tasks), 256):  # bounded batches keep memory flat
+        chunk = slice(begin, begin + 256)
+        prepared = scorer.prepare(tasks[chunk])
+        features += scorer.features(tasks[chunk], queries[chunk], prepared, FEATURE_VERSION)
+    return features, owners
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ctxzip.train context", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ctxzip.train context", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=str(SHIPPED_HEAD))
-    parser.add_argument("--questions", type=int, default=1200)
-    parser.add_argument("--expand", type=float, default=0.3, help="share of questions also seen with an expanded query")
+    parser.add_argument("--per-set", type=int, default=1000, help="train examples per source (QMSum: all)")
+    parser.add_argument("--dev-per-set", type=int, default=150)
+    parser.add_argument("--sources", default=",".join(SOURCES))
+    parser.add_argument("--expand", type=float, default=0.3, help="share of examples also seen with an expanded query")
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--weight-decay", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", default="", help="npz file for the features (reused when it exists)")
+    parser.add_argument("--embeddings", default="", help="npz of sentence embeddings (read, then updated)")
     args = parser.parse_args(argv)
 
     import torch
 
-    from ctxzip.compressors.extractive import _task
-    from eval.datasets import load_hotpotqa  # fixed split; only "train" is read here
+    from ctxzip.budget import get_token_counter
+    from ctxzip.relevance.bi_encoder import BiEncoderScorer
+    from ctxzip.train import selection_metric
+    from ctxzip.train.context_data import collect
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(2)
     rng = random.Random(args.seed)
-    examples = load_hotpotqa("train")
-    rng.shuffle(examples)
-    examples = examples[: args.questions]
     started = time.perf_counter()
+    sources = tuple(s for s in args.sources.split(",") if s)
+    train = collect("train", args.per_set, args.seed, sources)
+    dev = collect("dev", args.dev_per_set, args.seed, sources)
+    print(f"{len(train)} train and {len(dev)} dev examples", flush=True)
 
-    scorer = ContextHeadScorer()
-    tasks, labels, queries, owners = [], [], [], []
-    for k, ex in enumerate(examples):
-        documents = ex.documents()
-        gold = ex.supporting_spans()
-        task = _task(documents, ex.question)
-        y = labels_for(task, documents, gold)
-        tasks.append(task)
-        labels.append(y)
-        queries.append(ex.question)
-        owners.append(k)
-        positives = np.flatnonzero(y)
-        if len(positives) and rng.random() < args.expand:  # the query a second round would build
-            hop = task.sentences[int(rng.choice(positives.tolist()))]
-            tasks.append(task)
-            labels.append(y)
-            queries.append(f"{ex.question} {hop}")
-            owners.append(k)
-    if args.cache and Path(args.cache).exists():
-        with np.load(args.cache) as stored:
-            features = [stored[f"f{i}"] for i in range(len(tasks))]
-    else:
-        prepared = scorer.prepare(tasks)  # repeated tasks (expanded queries) embed their sentences once
-        features = scorer.features(tasks, queries, prepared)
-        if args.cache:
-            np.savez(args.cache, **{f"f{i}": f for i, f in enumerate(features)})
+    embeddings = Path(args.embeddings) if args.embeddings else None
+    load_embeddings(embeddings)
+    scorer = ContextHeadScorer(encoder=BiEncoderScorer(cache_size=10_000_000))
+    for begin in range(0, len(train) + len(dev), 512):  # embed everything first, and keep it on disk
+        scorer.encoder.prepare([item.task for item in (train + dev)[begin : begin + 512]])
+        if begin % 2048 == 0:
+            save_embeddings(embeddings)
+    save_embeddings(embeddings)
+    train_features, owners = build_features(scorer, train, args.expand, rng)
+    dev_features, _ = build_features(scorer, dev, 0.0, rng)
     embed_seconds = time.perf_counter() - started
+    print(f"features in {embed_seconds:.0f} s", flush=True)
 
-    dev_questions = set(range(int(0.9 * len(examples)), len(examples)))
-    train_rows = [i for i, k in enumerate(owners) if k not in dev_questions]
-    dev_rows = [i for i, k in enumerate(owners) if k in dev_questions and queries[i] == examples[k].question]
-    x = np.concatenate([features[i] for i in train_rows])
-    y = np.concatenate([labels[i] for i in train_rows])
-    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    counter = get_token_counter("cl100k_base")
+    dev_prepared = [selection_metric.prepare(item, counter) for item in dev]
 
-    from ctxzip.relevance.context_head import mlp_probabilities
-
-    def recall_at(scores_of, k=4):
-        """Dev check on held-out train-split questions: share of supporting sentences in the top k."""
-        hits = []
-        for i in dev_rows:
-            top = np.argsort(-scores_of(i))[:k]
-            if labels[i].sum():
-                hits.append(labels[i][top].sum() / labels[i].sum())
-        return float(np.mean(hits)) if hits else float("nan")
+    x = np.concatenate(train_features).astype(np.float32)
+    y = np.concatenate([train[k].labels for k in owners])
+    source_of_row = np.concatenate([[train[k].source] * len(f) for k, f in zip(owners, train_features)])
+    weights = np.zeros(len(y), dtype=np.float32)
+    for source in set(source_of_row.tolist()):  # every source weighs the same in the loss
+        rows = source_of_row == source
+        weights[rows] = len(y) / (rows.sum() * len(set(source_of_row.tolist())))
+    mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64) + 1e-6
 
     model = torch.nn.Sequential(torch.nn.Dropout(args.dropout), torch.nn.Linear(x.shape[1], args.hidden),
                                 torch.nn.ReLU(), torch.nn.Dropout(args.dropout), torch.nn.Linear(args.hidden, 1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=args.weight_decay)
-    xt = torch.from_numpy(((x - mean) / std).astype(np.float32))
-    yt = torch.from_numpy(y)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    x -= mean.astype(np.float32)
+    x /= std.astype(np.float32)
+    xt = torch.from_numpy(x)
+    yt, wt = torch.from_numpy(y), torch.from_numpy(weights)
 
     def current_head() -> dict:
         return {
-            "mean": mean.astype(np.float32), "std": std.astype(np.float32),
+            "version": np.array(FEATURE_VERSION), "mean": mean.astype(np.float32), "std": std.astype(np.float32),
             "w1": model[1].weight.detach().numpy().T.copy(), "b1": model[1].bias.detach().numpy().copy(),
             "w2": model[4].weight.detach().numpy().T.copy(), "b2": model[4].bias.detach().numpy().copy(),
         }
 
-    head, dev_head, best_epoch = None, -1.0, 0
+    best, best_value, history = None, -1.0, []
     for epoch in range(args.epochs):
         model.train()
         order = torch.randperm(len(xt))
         total = 0.0
         for begin in range(0, len(order), 512):
             batch = order[begin : begin + 512]
-            loss = loss_fn(model(xt[batch]).squeeze(-1), yt[batch])
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                model(xt[batch]).squeeze(-1), yt[batch], weight=wt[batch])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(batch)
-        candidate = current_head()
-        dev = recall_at(lambda i: mlp_probabilities(candidate, features[i]))
-        print(f"epoch {epoch + 1} loss {total / len(xt):.4f} dev recall@4 {dev:.4f}", flush=True)
-        if dev > dev_head:
-            head, dev_head, best_epoch = candidate, dev, epoch + 1
+        head = current_head()
+        table = selection_metric.report(dev, dev_prepared, [mlp_probabilities(head, f) for f in dev_features])
+        mean_value, worst = selection_metric.summary(table)
+        value = (mean_value + worst) / 2
+        history.append({"epoch": epoch + 1, "loss": round(total / len(xt), 4), "dev_mean": round(mean_value, 4),
+                        "dev_worst": round(worst, 4)})
+        print(json.dumps(history[-1]), flush=True)
+        if value > best_value:
+            best, best_value, best_table = head, value, table
+
+    # Smoothing in long documents and the fallback towards the rank prior: chosen on the dev parts, like the epoch.
+    probabilities = [mlp_probabilities(best, f) for f in dev_features]
+    selectable = selection_metric.selectable_masks(dev, probabilities)
+    search = []
+    for radius, smooth in ((0, 0.0), (4, 0.5), (8, 0.8), (16, 0.8), (16, 0.9), (32, 0.9), (64, 0.9)):
+        for weight in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8):
+            settings = {"smooth_radius": np.array(radius), "smooth_weight": np.array(smooth, np.float32),
+                        "prior_weight": np.array(weight, np.float32)}
+            scores = [postprocess(item.task, p, settings) for item, p in zip(dev, probabilities)]
+            table = selection_metric.report(dev, dev_prepared, scores, selectable)
+            mean_value, worst = selection_metric.summary(table)
+            search.append({"smooth_radius": radius, "smooth_weight": smooth, "prior_weight": weight,
+                           "dev_mean": round(mean_value, 4), "dev_worst": round(worst, 4), "table": table})
+            print(json.dumps({k: v for k, v in search[-1].items() if k != "table"}), flush=True)
+    chosen = max(search, key=lambda row: (row["dev_mean"] + row["dev_worst"]) / 2)
+    for key in ("smooth_radius", "smooth_weight", "prior_weight"):
+        best[key] = np.array(chosen[key], dtype=np.float32)
+    best_table = chosen["table"]
 
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(output, **head)
-    dev_cosine = recall_at(lambda i: features[i][:, 384])
+    np.savez(output, **best)
+    cosine_table = selection_metric.report(dev, dev_prepared, [f[:, 384] for f in dev_features])
     manifest = {
-        "dataset": "HotpotQA dev distractor (hotpot_dev_distractor_v1.json.gz), eval.datasets train split only",
-        "split_rule": "sha1(_id) % 10 >= 2 (the eval split is sha1 % 10 < 2 and never read)",
-        "questions": len(examples), "dev_questions_held_out": len(dev_questions), "rows": int(len(x)),
-        "positives": int(y.sum()), "expanded_query_share": args.expand, "hidden": args.hidden,
-        "epochs": args.epochs, "best_epoch": best_epoch, "dropout": args.dropout, "weight_decay": args.weight_decay,
-        "seed": args.seed, "embed_seconds": round(embed_seconds, 1),
-        "total_seconds": round(time.perf_counter() - started, 1),
-        "dev_recall_at_4_head": round(dev_head, 4), "dev_recall_at_4_cosine": round(dev_cosine, 4),
+        "feature_version": FEATURE_VERSION,
+        "sources": {s: sum(1 for item in train if item.source == s) for s in sources},
+        "dev_examples": {s: sum(1 for item in dev if item.source == s) for s in sources},
+        "parts": "eval.devsets train parts for training, dev parts for the epoch choice; HotpotQA distractor: "
+                 "eval.datasets train split (sha1(_id) % 10 >= 2)",
+        "rows": int(len(x)), "positives": int(y.sum()), "expanded_query_share": args.expand,
+        "hidden": args.hidden, "epochs": args.epochs, "dropout": args.dropout, "weight_decay": args.weight_decay,
+        "seed": args.seed, "feature_seconds": round(embed_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1), "history": history,
+        "postprocess": {k: chosen[k] for k in ("smooth_radius", "smooth_weight", "prior_weight")},
+        "postprocess_search": [{k: v for k, v in row.items() if k != "table"} for row in search],
+        "dev_selection_recall_head": best_table, "dev_selection_recall_cosine": cosine_table,
         "command": "python -m ctxzip.train context " + " ".join(argv or []),
     }
     (output.parent / "data_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(manifest, indent=2))
+    print(json.dumps({k: manifest[k] for k in ("sources", "dev_selection_recall_head",
+                                               "dev_selection_recall_cosine")}, indent=2))
     return 0

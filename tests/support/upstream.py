@@ -91,37 +91,29 @@ class RecordingUpstream:
     def app(self) -> FastAPI:
         app = FastAPI()
 
-        @app.post("/v1/chat/completions")
-        async def chat(request: Request):
+        async def answer(request: Request, events, message) -> StreamingResponse | JSONResponse:
+            """Record the request, then stream `events(model)` or return `message(model)`."""
             body = json.loads(await request.body())
             if self.record:
                 self.received.append(body)
                 self.headers.append(dict(request.headers))
             model = body.get("model", "test-model")
             if body.get("stream"):
-                async def events():
-                    for event in stream_chunks(model):
+                async def paced():
+                    for event in events(model):
                         yield event
                         if self.stream_delay_s:
                             await asyncio.sleep(self.stream_delay_s)
-                return StreamingResponse(events(), media_type="text/event-stream")
-            return JSONResponse(completion(model), headers={"x-upstream": "recording"})
+                return StreamingResponse(paced(), media_type="text/event-stream")
+            return JSONResponse(message(model), headers={"x-upstream": "recording"})
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            return await answer(request, stream_chunks, completion)
 
         @app.post("/v1/messages")
         async def messages(request: Request):
-            body = json.loads(await request.body())
-            if self.record:
-                self.received.append(body)
-                self.headers.append(dict(request.headers))
-            model = body.get("model", "test-model")
-            if body.get("stream"):
-                async def events():
-                    for event in anthropic_stream_events(model):
-                        yield event
-                        if self.stream_delay_s:
-                            await asyncio.sleep(self.stream_delay_s)
-                return StreamingResponse(events(), media_type="text/event-stream")
-            return JSONResponse(anthropic_message(model), headers={"x-upstream": "recording"})
+            return await answer(request, anthropic_stream_events, anthropic_message)
 
         @app.get("/v1/models")
         async def models():
@@ -222,3 +214,20 @@ class StallingCompressor(TruncateCompressor):
 def register_test_compressors() -> None:
     for cls in (CountingCompressor, ExplodingCompressor, StallingCompressor):
         register(cls.method, cls)
+
+
+def wait_until_ready(process, url: str, timeout_s: float = 60.0) -> None:
+    """Poll `url`/readyz until 200, failing if the server process exits or the time runs out."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/readyz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "ctxzip serve did not start"
+        time.sleep(0.1)
