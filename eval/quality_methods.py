@@ -229,6 +229,8 @@ def analysis_methods() -> dict[str, Method]:
         *[Method(f"ExtractiveCompressor(smooth radius={r}, weight={w})",
                  lambda r=r, w=w: extractive(model=_head_with(smooth_radius=r, smooth_weight=w))())
           for r, w in ((2, 0.5), (4, 0.5), (4, 0.8), (8, 0.8), (8, 0.9), (16, 0.8), (16, 0.9), (32, 0.9), (64, 0.9))],
+        *[Method(f"ExtractiveCompressor(title links, weight={w})",
+                 lambda w=w: extractive(model=_head_with(link_weight=w))()) for w in (0.25, 0.5, 1.0)],
         Method("bi-encoder, 1 round, after de-dup", extractive(scorer="bi_encoder", rounds=1,
                                                                duplicate_threshold=EXACT)),
         Method("truncation, no de-dup", lambda: extractive(scorer=_position(), rounds=1, deduplicate=False)()),

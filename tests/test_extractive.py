@@ -425,3 +425,21 @@ def test_rank_fallback_adds_the_prior_only_where_the_head_is_unsure():
     assert np.abs(with_rank_fallback(task, sure, 0.5) - sure).max() < 0.01
     task.ordered = False
     assert with_rank_fallback(task, unsure, 0.5).tolist() == unsure.tolist()
+
+
+def test_title_links_carry_a_sentence_score_to_the_passage_it_names():
+    from ctxzip.compressors.extractive import sentence_task
+    from ctxzip.relevance.context_features import title_links
+
+    docs = [Document("Kiss and Tell is a 1945 film starring Shirley Temple. It was a hit.", "a",
+                     {"title": "Kiss and Tell (1945 film)"}),
+            Document("Shirley Temple was an actress. She later served as Chief of Protocol.", "b",
+                     {"title": "Shirley Temple"}),
+            Document("Bread is made from flour. It mentions kiss and tell once.", "c", {"title": "Bread"})]
+    task = sentence_task(docs, "What position did the star of Kiss and Tell hold?")
+    scores = np.array([0.9, 0.1, 0.2, 0.3, 0.05, 0.4])
+    links = title_links(task, scores)
+    # b is named by a's first sentence (0.9); a is named (qualifier dropped) by c's second sentence (0.4)
+    assert links.tolist() == [0.4, 0.4, 0.9, 0.9, 0.0, 0.0]
+    shared = [Document(d.text, d.id, {"title": "Same"}) for d in docs]
+    assert not title_links(sentence_task(shared, "q"), scores).any()  # chunks of one article link nothing

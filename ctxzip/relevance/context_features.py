@@ -101,6 +101,29 @@ def title_in_query(task: ScoringTask) -> np.ndarray:
     return named[task.sentence_doc] if len(task) else np.zeros(0, np.float32)
 
 
+_TITLE_QUALIFIER = regex.compile(r"\s*\([^)]*\)\s*$")  # "Kiss and Tell (1945 film)" is named as "Kiss and Tell"
+
+
+def title_links(task: ScoringTask, scores: np.ndarray) -> np.ndarray:
+    """Per sentence: the best score among sentences of other passages that name its passage's title.
+    A multi-hop question's first hop names the passage holding the answer ("... starring Shirley
+    Temple"), which on its own shares few words with the question. Titles that several passages share
+    (chunks of one article) or of under 4 characters link nothing."""
+    n_docs = len(task.doc_texts)
+    incoming = np.zeros(n_docs)
+    titles = [_NORMALISE.sub(" ", _TITLE_QUALIFIER.sub("", t).casefold()).strip() for t in task.doc_titles]
+    if n_docs < 2 or not len(task) or not any(titles):
+        return incoming[task.sentence_doc] if len(task) else np.zeros(0)
+    texts = [f" {_NORMALISE.sub(' ', s.casefold())} " for s in task.sentences]
+    for d, title in enumerate(titles):
+        if len(title) < 4 or titles.count(title) > 1:
+            continue
+        names = np.array([f" {title} " in text for text in texts]) & (task.sentence_doc != d)
+        if names.any():
+            incoming[d] = max(0.0, float(scores[names].max()))
+    return incoming[task.sentence_doc]
+
+
 def extra_features(task: ScoringTask, cosine: np.ndarray, bm25_scaled: np.ndarray) -> np.ndarray:
     """(n, N_EXTRA_FEATURES) of one task, for the query the cosines and BM25 scores were computed with."""
     n = len(task)

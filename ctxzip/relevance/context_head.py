@@ -21,7 +21,7 @@ from ctxzip.models import shipped_weights
 from ctxzip.relevance.base import ScoringTask, SentenceScorer
 from ctxzip.relevance.bi_encoder import BiEncoderScorer
 from ctxzip.relevance.bm25 import BM25Scorer
-from ctxzip.relevance.context_features import N_EXTRA_FEATURES, extra_features, window_mean
+from ctxzip.relevance.context_features import N_EXTRA_FEATURES, extra_features, title_links, window_mean
 from ctxzip.scores import minmax, ranks
 
 SHIPPED_HEAD = shipped_weights("sentence-context-head-v2") / "head.npz"
@@ -122,12 +122,15 @@ def smooth_long_documents(task: ScoringTask, scores: np.ndarray, radius: int, we
 
 
 def postprocess(task: ScoringTask, probabilities: np.ndarray, head: dict[str, np.ndarray]) -> np.ndarray:
-    """The head's probabilities, smoothed in long documents and leaning on the rank where unsure, with
+    """The head's probabilities, smoothed in long documents, raised in passages a relevant sentence names,
+    and leaning on the rank where unsure, with
     the settings chosen on the dev parts when the head was trained (stored in the head file)."""
     def setting(key: str) -> float:
         return float(head[key]) if key in head else 0.0
 
     scores = smooth_long_documents(task, probabilities, int(setting("smooth_radius")), setting("smooth_weight"))
+    if setting("link_weight"):  # passages that a relevant sentence elsewhere names come along (multi-hop bridges)
+        scores = scores + setting("link_weight") * title_links(task, scores)
     return with_rank_fallback(task, scores, setting("prior_weight"))
 
 

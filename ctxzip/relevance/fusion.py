@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from ctxzip.errors import InvalidInputError
 from ctxzip.relevance.base import SentenceScorer

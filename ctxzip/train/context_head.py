@@ -171,17 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     selectable = selection_metric.selectable_masks(dev, probabilities)
     search = []
     for radius, smooth in ((0, 0.0), (4, 0.5), (8, 0.8), (16, 0.8), (16, 0.9), (32, 0.9), (64, 0.9)):
-        for weight in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8):
+        for weight, link in [(w, link) for w in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8) for link in (0.0, 0.5)]:
             settings = {"smooth_radius": np.array(radius), "smooth_weight": np.array(smooth, np.float32),
-                        "prior_weight": np.array(weight, np.float32)}
+                        "prior_weight": np.array(weight, np.float32), "link_weight": np.array(link, np.float32)}
             scores = [postprocess(item.task, p, settings) for item, p in zip(dev, probabilities)]
             table = selection_metric.report(dev, dev_prepared, scores, selectable)
             mean_value, worst = selection_metric.summary(table)
-            search.append({"smooth_radius": radius, "smooth_weight": smooth, "prior_weight": weight,
+            search.append({"smooth_radius": radius, "smooth_weight": smooth, "prior_weight": weight, "link_weight": link,
                            "dev_mean": round(mean_value, 4), "dev_worst": round(worst, 4), "table": table})
             print(json.dumps({k: v for k, v in search[-1].items() if k != "table"}), flush=True)
     chosen = max(search, key=lambda row: (row["dev_mean"] + row["dev_worst"]) / 2)
-    for key in ("smooth_radius", "smooth_weight", "prior_weight"):
+    for key in ("smooth_radius", "smooth_weight", "prior_weight", "link_weight"):
         best[key] = np.array(chosen[key], dtype=np.float32)
     best_table = chosen["table"]
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "hidden": args.hidden, "epochs": args.epochs, "dropout": args.dropout, "weight_decay": args.weight_decay,
         "seed": args.seed, "feature_seconds": round(embed_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1), "history": history,
-        "postprocess": {k: chosen[k] for k in ("smooth_radius", "smooth_weight", "prior_weight")},
+        "postprocess": {k: chosen[k] for k in ("smooth_radius", "smooth_weight", "prior_weight", "link_weight")},
         "postprocess_search": [{k: v for k, v in row.items() if k != "table"} for row in search],
         "dev_selection_recall_head": best_table, "dev_selection_recall_cosine": cosine_table,
         "command": "python -m ctxzip.train context " + " ".join(argv or []),
