@@ -140,6 +140,25 @@ def test_5_a_lone_surrogate_in_a_marked_part_fails_open_and_the_connection_survi
                 assert client.get("/healthz").status_code == 200  # same keep-alive connection
 
 
+def test_5_compress_route_refuses_messages_with_a_lone_surrogate_and_the_connection_survives():
+    """Found by `make fuzz`: /v1/compress answered chat messages holding a lone surrogate with 500 (its JSON
+    answer cannot carry one) and dropped the connection."""
+    import httpx
+
+    from ctxzip_service import ServiceSettings, create_app
+    from tests.support.upstream import UvicornThread
+
+    with UvicornThread(create_app(ServiceSettings(upstream="http://127.0.0.1:9/v1", default_method="truncate"))) as sidecar:
+        with httpx.Client(base_url=sidecar.url, timeout=30) as client:
+            for content in ("context \ud800 " * 50, [{"type": "text", "text": "a \udfff b"}]):
+                body = json.dumps({"messages": [{"role": "user", "content": content}], "budget": {"tokens": 20},
+                                   "policy": {"min_tokens": 1}})  # the \\ud800 escape, as a JSON client sends it
+                response = client.post("/v1/compress", content=body.encode(), headers={"content-type": "application/json"})
+                assert response.status_code == 400, response.text
+                assert response.json()["error"]["code"] == "invalid_input" and "surrogate" in response.text
+                assert client.get("/healthz").status_code == 200  # same keep-alive connection
+
+
 def test_6_a_long_json_tool_message_stays_json():
     import httpx
 

@@ -21,10 +21,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from ctxzip.budget import Budget
-from ctxzip.document import Document
+from ctxzip.document import Document, check_unicode
+from ctxzip.errors import CtxzipError
 from ctxzip_service import anthropic as anthropic_api
 from ctxzip_service.engine import CompressionEngine
-from ctxzip_service.errors import ServiceError
+from ctxzip_service.errors import ServiceError, from_ctxzip_error
 from ctxzip_service.gateway import ChatCompression, ChatCompressor
 from ctxzip_service.logs import get_logger, log_event
 from ctxzip_service.metrics import Metrics
@@ -62,6 +63,19 @@ def _bearer(value: str | None) -> str | None:
     if value and value[:7].lower() == "bearer ":
         return value[7:].strip()
     return None
+
+
+def check_strings_unicode(value: Any, where: str) -> None:
+    """Every string (keys too) of a JSON value must be valid Unicode: InvalidInputError (400) names the first bad one."""
+    if isinstance(value, str):
+        check_unicode(value, where)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_strings_unicode(key, where)
+            check_strings_unicode(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_strings_unicode(item, f"{where}[{index}]")
 
 
 def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.AsyncClient | None = None) -> FastAPI:
@@ -208,11 +222,15 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
     async def compress(body: CompressRequest, _: bool = Depends(require_auth)) -> CompressResponse:
         """Compress text, documents or chat messages under a budget; returns the CompressionResult."""
         if body.messages is not None:
+            raw = [m.model_dump(exclude_unset=True) for m in body.messages]
+            try:  # the answer carries them back as JSON, which cannot hold a lone surrogate
+                check_strings_unicode(raw, "messages")
+            except CtxzipError as exc:
+                raise from_ctxzip_error(exc) from None
             override = (body.policy or PolicyIn()).model_copy(
                 update={"method": body.method, "budget": body.budget, "options": body.options}
             )
             done = await chat.compress(message_parts(body.messages), override, "/v1/compress")
-            raw = [m.model_dump(exclude_unset=True) for m in body.messages]
             messages = rewrite_messages(raw, done.replacements)
             budget = engine.budget(body.budget)
             texts = [(key, text) for key, text in done.replacements.items()]
