@@ -159,6 +159,35 @@ def test_5_compress_route_refuses_messages_with_a_lone_surrogate_and_the_connect
                 assert client.get("/healthz").status_code == 200  # same keep-alive connection
 
 
+def test_8_compress_route_says_when_messages_cannot_fit_their_token_budget():
+    """Found by `make fuzz`: a system message (never compressed) over a 1-token budget came back 200 over budget."""
+    from fastapi.testclient import TestClient
+
+    from ctxzip_service import ServiceSettings, create_app
+
+    with TestClient(create_app(ServiceSettings(upstream="http://127.0.0.1:9/v1", default_method="truncate"))) as client:
+        body = {"messages": [{"role": "system", "content": "你好，世界。"}], "budget": {"tokens": 1},
+                "policy": {"min_tokens": 1}}
+        response = client.post("/v1/compress", json=body)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "budget_too_small"
+        fits = client.post("/v1/compress", json={**body, "budget": {"tokens": 50}})
+        assert fits.status_code == 200 and fits.json()["compressed_tokens"] <= 50
+
+
+def test_protection_option_from_json_or_the_cli_is_a_protection_or_a_clear_error():
+    """Found by `make fuzz`: `-o protection=...` reached the solver as a dict (AttributeError traceback)."""
+    from ctxzip.errors import InvalidOptionError
+
+    kept = create_compressor("truncate", protection={"numbers": True}).compress("a 1234 b c d e f", budget=2)
+    assert kept.compressed_tokens <= 2
+    for bad in ("numbers", {"digits": True}, 3):
+        with pytest.raises(InvalidOptionError):
+            create_compressor("truncate", protection=bad)
+    result = CliRunner().invoke(app, ["compress", "-", "--budget", "3", "-o", "protection=x"], input="你好，世界。")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
 def test_6_a_long_json_tool_message_stays_json():
     import httpx
 

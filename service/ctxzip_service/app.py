@@ -240,6 +240,9 @@ def create_app(settings: ServiceSettings | None = None, upstream_client: httpx.A
             if not done.compressed:
                 info["unchanged"] = True
             tokens_in, tokens_out = done.plan.original_tokens, done.compressed_tokens
+            if budget.tokens is not None and tokens_out > budget.tokens:  # what the policy never compresses is over it
+                raise ServiceError(422, "budget_too_small", f"the messages keep {tokens_out} tokens that are never "
+                                   f"compressed (system, the question, recent turns), over the budget of {budget.tokens}")
             return CompressResponse(
                 text="\n\n".join(text for _, text in texts), documents=[{"text": t, "id": k, "metadata": {}} for k, t in texts],
                 kept=[], original_tokens=tokens_in, compressed_tokens=tokens_out,
