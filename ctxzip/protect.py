@@ -6,12 +6,13 @@ a budget impossible, so users opt in to what matters for their prompts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import regex
 
-from ctxzip.errors import InvalidInputError
+from ctxzip.errors import InvalidInputError, InvalidOptionError
 
 NUMBER = r"(?<![\p{L}\p{N}_])[-+]?\p{N}+(?:[.,:/]\p{N}+)*%?"
 URL = r"\b(?:https?|ftp)://[^\s<>\"'`]+|\bwww\.[^\s<>\"'`]+"
@@ -73,3 +74,22 @@ def overlaps_protected(starts: np.ndarray, ends: np.ndarray, spans: list[tuple[i
     result = np.zeros(len(starts), dtype=bool)
     result[inside] = span_starts[nxt[inside]] < ends[inside]
     return result
+
+
+def as_protection(value: Any) -> Protection:
+    """The `protection` option as a Protection: one already, or its fields as a mapping (JSON, CLI)."""
+    if isinstance(value, Protection):
+        return value
+    names = {f.name for f in fields(Protection)}
+    if isinstance(value, dict):
+        unknown = sorted(set(map(str, value)) - names)
+        if unknown:
+            raise InvalidOptionError(f"protection has no field {', '.join(map(repr, unknown))}; its fields: {', '.join(sorted(names))}")
+        value = {k: (v,) if k in ("patterns", "force_tokens") and isinstance(v, str)
+                 else tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+        try:
+            return Protection(**value)
+        except TypeError as exc:
+            raise InvalidOptionError(f"bad protection: {exc}") from None
+    raise InvalidOptionError(f"protection must be a mapping of {', '.join(sorted(names))}, got {type(value).__name__}")
+

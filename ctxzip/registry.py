@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import fields
 from typing import Any
 
 from ctxzip.errors import InvalidOptionError, UnknownMethodError
-from ctxzip.protect import Protection
+from ctxzip.protect import as_protection
 
 _METHODS: dict[str, str | type] = {
     "truncate": "ctxzip.compressors.truncate:TruncateCompressor",
@@ -66,25 +65,6 @@ def create_compressor(name: str, **options: Any):
     if "protection" in options:
         options = {**options, "protection": as_protection(options["protection"])}
     return cls(**options)
-
-
-def as_protection(value: Any) -> Protection:
-    """The `protection` option as a Protection: one already, or its fields as a mapping (JSON, CLI)."""
-    if isinstance(value, Protection):
-        return value
-    if isinstance(value, dict):
-        names = {f.name for f in fields(Protection)}
-        unknown = sorted(set(map(str, value)) - names)
-        if unknown:
-            raise InvalidOptionError(f"protection has no field {', '.join(map(repr, unknown))}; its fields: {', '.join(sorted(names))}")
-        value = {k: (v,) if k in ("patterns", "force_tokens") and isinstance(v, str)
-                 else tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-        try:
-            return Protection(**value)
-        except TypeError as exc:
-            raise InvalidOptionError(f"bad protection: {exc}") from None
-    raise InvalidOptionError(f"protection must be a mapping of {{numbers, urls, emails, code, patterns, force_tokens}}, "
-                             f"got {type(value).__name__}")
 
 
 def resolve_compressor(compressor: Any, options: dict[str, Any] | None = None):

@@ -35,11 +35,16 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_triton_kernels_equal_torch_reference_under_interpreter():
+def run_under_interpreter(script: str) -> str:
+    """Run `script` in a fresh interpreter with Triton's CPU interpreter on; its stdout."""
     env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "kernels equal" in done.stdout
+    return done.stdout
+
+
+def test_triton_kernels_equal_torch_reference_under_interpreter():
+    assert "kernels equal" in run_under_interpreter(SCRIPT)
 
 
 def test_cpu_tensors_use_the_torch_reference():
@@ -80,7 +85,4 @@ RANS_SCRIPT = textwrap.dedent("""
 
 
 def test_triton_rans_decoder_equals_the_numba_decoder_under_interpreter():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-c", RANS_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "rans equal" in done.stdout
+    assert "rans equal" in run_under_interpreter(RANS_SCRIPT)

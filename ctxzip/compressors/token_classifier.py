@@ -210,12 +210,11 @@ class TokenClassifierCompressor(ScoringCompressor):
 
     def score_many(self, requests: list[Request]) -> list[Units]:
         """The cascade's sentence stage scores all requests together (its encoder forwards are batched)."""
-        cascading = [r for r in requests if not self.llmlingua_compatible and self.cascades(r)]
-        if len(cascading) < 2:
+        flags = [not self.llmlingua_compatible and self.cascades(r) for r in requests]
+        if sum(flags) < 2:
             return super().score_many(requests)
-        sentences = iter(self._sentence_stage().score_many(cascading))
-        return [self._cascade_units(r, next(sentences)) if any(r is c for c in cascading) else self.score_units(r)
-                for r in requests]
+        sentences = iter(self._sentence_stage().score_many([r for r, f in zip(requests, flags) if f]))
+        return [self._cascade_units(r, next(sentences)) if f else self.score_units(r) for r, f in zip(requests, flags)]
 
     def _cascade_units(self, request: Request, sentences: Units | None = None) -> Units:
         """Sentences first (the extractive stage keeps target / token_keep tokens), then the token model

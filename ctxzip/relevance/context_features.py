@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import regex
 
@@ -114,13 +116,15 @@ def title_links(task: ScoringTask, scores: np.ndarray) -> np.ndarray:
     titles = [_NORMALISE.sub(" ", _TITLE_QUALIFIER.sub("", t).casefold()).strip() for t in task.doc_titles]
     if n_docs < 2 or not len(task) or not any(titles):
         return incoming[task.sentence_doc] if len(task) else np.zeros(0)
-    texts = [f" {_NORMALISE.sub(' ', s.casefold())} " for s in task.sentences]
-    for d, title in enumerate(titles):
-        if len(title) < 4 or titles.count(title) > 1:
-            continue
-        names = np.array([f" {title} " in text for text in texts]) & (task.sentence_doc != d)
-        if names.any():
-            incoming[d] = max(0.0, float(scores[names].max()))
+    seen = Counter(titles)
+    # Titles as word tuples: one pass over each sentence's word n-grams instead of one scan per title.
+    doc_of = {tuple(t.split()): d for d, t in enumerate(titles) if len(t) >= 4 and seen[t] == 1}
+    lengths = sorted({len(words) for words in doc_of})
+    for i, sentence in enumerate(task.sentences):
+        words = _NORMALISE.sub(" ", sentence.casefold()).split()
+        named = {doc_of.get(tuple(words[s : s + n])) for n in lengths for s in range(len(words) - n + 1)}
+        for d in named - {None, int(task.sentence_doc[i])}:
+            incoming[d] = max(incoming[d], float(scores[i]))
     return incoming[task.sentence_doc]
 
 
